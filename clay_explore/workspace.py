@@ -1,0 +1,367 @@
+"""The on-disk workspace: the only module that knows where each stage keeps its data.
+
+Layout of a workspace directory::
+
+    manifest.json           schema version, sensor, bands, chip size, source, settings, stages
+    chips.zarr/pixels       [N, C, H, W] float32 raw sensor values (NaN = nodata), chunk = 1 chip
+    chips.parquet           GeoParquet chip table, one row per chip (see CHIP_COLUMNS)
+    embeddings.zarr/cls     [N, D] float16          } chunk = 1 chip
+    embeddings.zarr/patches [N, h, w, D] float16    }
+    vectors.zarr/<method>   [N, D'] float32 image vectors of each aggregator
+    methods/<method>/       weights.safetensors + config.json of fitted aggregators/expanders
+    evaluation.json         metrics per method
+    <array>.done.json       which rows of a chunked array are finished (written atomically)
+
+Every write is atomic (temporary file + ``os.replace``) or guarded by a done-list written after
+the data, so a crash never leaves something that later reads as valid.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from clay_explore.errors import StageMissingError, WorkspaceError
+from clay_explore.sensors import Sensor, get_sensor
+
+SCHEMA_VERSION = 1
+MANIFEST = "manifest.json"
+CHIPS_ZARR = "chips.zarr"
+CHIP_TABLE = "chips.parquet"
+EMBEDDINGS_ZARR = "embeddings.zarr"
+VECTORS_ZARR = "vectors.zarr"
+METHODS_DIR = "methods"
+EVALUATION = "evaluation.json"
+
+#: Columns every chip table has (GeoParquet, geometry in EPSG:4326).
+CHIP_COLUMNS = (
+    "chip_id",         # str, unique, stable across re-runs
+    "geometry",        # footprint polygon, EPSG:4326
+    "crs",             # native CRS as "EPSG:xxxx" or WKT
+    "transform",       # 6 affine numbers (a, b, c, d, e, f) of the chip in its native CRS
+    "row", "col",      # chip position in the source grid (pixels of the top-left corner)
+    "lat", "lon",      # centre, degrees
+    "datetime",        # acquisition time, UTC, or null when unknown
+    "gsd",             # metres
+    "valid_fraction",  # share of pixels with data in every band
+    "cloud_fraction",  # share of valid pixels flagged cloud/shadow, null when unknown
+    "source",          # STAC item id or file path
+)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    """Atomic JSON write (sorted keys, indented, numpy scalars allowed)."""
+    atomic_write_bytes(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default).encode())
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, (datetime,)):
+        return o.isoformat()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+class Workspace:
+    """A workspace directory: manifest, stage status and typed access to each stage's data."""
+
+    def __init__(self, root: Path, manifest: dict[str, Any]):
+        self.root = Path(root)
+        self.manifest = manifest
+
+    # ------------------------------------------------------------------ open / create
+    @classmethod
+    def create(
+        cls,
+        root: str | Path,
+        *,
+        sensor: str,
+        bands: Sequence[str],
+        chip_size: int,
+        source: dict[str, Any],
+        settings: dict[str, Any] | None = None,
+    ) -> "Workspace":
+        """Create a workspace, or reopen it when it already holds the same sensor/bands/chip size.
+
+        Reopening lets an interrupted stage resume; a different set-up is refused so nothing
+        already stored is mixed with incompatible data.
+        """
+        root = Path(root)
+        sens = get_sensor(sensor)
+        canon = [b.name for b in sens.resolve_bands(bands)]
+        if (root / MANIFEST).exists():
+            ws = cls.open(root)
+            if ws.sensor.name != sensor or ws.bands != canon or ws.chip_size != int(chip_size):
+                raise WorkspaceError(
+                    f"Workspace {root} already holds {ws.sensor.name} {ws.bands} chips of {ws.chip_size} px; "
+                    f"it cannot also take {sensor} {canon} chips of {chip_size} px. "
+                    "Choose a new --workspace folder."
+                )
+            return ws
+        if root.exists() and any(root.iterdir()):
+            raise WorkspaceError(f"{root} exists and is not an empty folder or a workspace. Choose another folder.")
+        manifest = {
+            "schema_version": SCHEMA_VERSION,
+            "created": _now(),
+            "sensor": sensor,
+            "bands": canon,
+            "chip_size": int(chip_size),
+            "source": source,
+            "settings": settings or {},
+            "stages": {},
+        }
+        root.mkdir(parents=True, exist_ok=True)
+        ws = cls(root, manifest)
+        ws.save()
+        return ws
+
+    @classmethod
+    def open(cls, root: str | Path) -> "Workspace":
+        """Open an existing workspace; a clear error when it is none or of an unknown schema."""
+        root = Path(root)
+        path = root / MANIFEST
+        if not path.exists():
+            raise WorkspaceError(
+                f"{root} is not a clay-explore workspace (no {MANIFEST}). "
+                "Create one with `clay-explore fetch`, `ingest` or `demo`."
+            )
+        try:
+            manifest = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise WorkspaceError(f"{path} is unreadable ({err}). Restore it or start a new workspace.") from err
+        version = manifest.get("schema_version")
+        if version is None or not isinstance(version, int):
+            raise WorkspaceError(f"{path} has no schema_version; it was not written by clay-explore.")
+        if version > SCHEMA_VERSION:
+            raise WorkspaceError(
+                f"Workspace {root} uses schema {version}, newer than this clay-explore ({SCHEMA_VERSION}). "
+                "Upgrade clay-explore to open it."
+            )
+        manifest = _migrate(manifest)
+        return cls(root, manifest)
+
+    # ------------------------------------------------------------------ manifest
+    def save(self) -> None:
+        """Write the manifest atomically."""
+        atomic_write_json(self.root / MANIFEST, self.manifest)
+
+    @property
+    def sensor(self) -> Sensor:
+        return get_sensor(self.manifest["sensor"])
+
+    @property
+    def bands(self) -> list[str]:
+        return list(self.manifest["bands"])
+
+    @property
+    def chip_size(self) -> int:
+        return int(self.manifest["chip_size"])
+
+    def path(self, *parts: str) -> Path:
+        """A path inside the workspace."""
+        return self.root.joinpath(*parts)
+
+    # ------------------------------------------------------------------ stages
+    def stage(self, name: str) -> dict[str, Any] | None:
+        """The record of stage ``name`` (``status`` is 'complete' or 'partial'), or None."""
+        return self.manifest.get("stages", {}).get(name)
+
+    def set_stage(self, name: str, *, status: str = "complete", **info: Any) -> None:
+        """Record a stage's status and facts (counts, settings, checkpoint) and save the manifest."""
+        if status not in ("complete", "partial"):
+            raise ValueError(f"status must be 'complete' or 'partial', not {status!r}")
+        self.manifest.setdefault("stages", {})[name] = {"status": status, "updated": _now(), **info}
+        self.save()
+
+    def require_stage(self, name: str, hint: str) -> dict[str, Any]:
+        """The stage record, or a StageMissingError saying which command to run (``hint``)."""
+        rec = self.stage(name)
+        if rec is None or rec.get("status") != "complete":
+            state = "is incomplete" if rec else "has not been run"
+            raise StageMissingError(f"Stage '{name}' {state} in workspace {self.root}. Run {hint} first.")
+        return rec
+
+    # ------------------------------------------------------------------ chunked arrays
+    def open_array(self, store: str, name: str):
+        """Open ``store/name`` (a zarr array) for reading; StageMissingError when absent."""
+        import zarr
+
+        path = self.path(store)
+        try:
+            return zarr.open_group(str(path), mode="r")[name]
+        except (FileNotFoundError, KeyError) as err:
+            raise StageMissingError(f"{store}/{name} is missing in workspace {self.root}.") from err
+        except Exception as err:  # zarr raises its own types for absent groups
+            if "not found" in str(err).lower() or "nothing found" in str(err).lower():
+                raise StageMissingError(f"{store}/{name} is missing in workspace {self.root}.") from err
+            raise
+
+    def create_array(
+        self,
+        store: str,
+        name: str,
+        *,
+        shape: tuple[int, ...],
+        dtype: str,
+        chunks: tuple[int, ...] | None = None,
+        attrs: dict[str, Any] | None = None,
+        overwrite: bool = False,
+    ):
+        """Create (or reopen, when the shape and dtype match) a zarr array chunked by row."""
+        import zarr
+
+        group = zarr.open_group(str(self.path(store)), mode="a")
+        chunks = chunks or (1, *shape[1:])
+        if name in group and not overwrite:
+            arr = group[name]
+            if tuple(arr.shape) == tuple(shape) and np.dtype(arr.dtype) == np.dtype(dtype):
+                return arr
+            overwrite = True
+        if overwrite:
+            self.clear_done(store, name)
+        fill = np.nan if np.dtype(dtype).kind == "f" else 0
+        arr = group.create_array(name, shape=shape, chunks=chunks, dtype=dtype, fill_value=fill, overwrite=True)
+        if attrs:
+            arr.attrs.update(_jsonable(attrs))
+        return arr
+
+    def _done_path(self, store: str, name: str) -> Path:
+        return self.path(f"{store}.{name}.done.json")
+
+    def done_mask(self, store: str, name: str, n: int) -> np.ndarray:
+        """Bool [n]: rows of ``store/name`` whose data are completely written."""
+        mask = np.zeros(n, dtype=bool)
+        p = self._done_path(store, name)
+        if p.exists():
+            idx = np.asarray(json.loads(p.read_text()).get("done", []), dtype=np.int64)
+            mask[idx[idx < n]] = True
+        return mask
+
+    def mark_done(self, store: str, name: str, rows: Iterable[int]) -> None:
+        """Record rows as finished; call only after their data are written."""
+        p = self._done_path(store, name)
+        done = set(json.loads(p.read_text()).get("done", [])) if p.exists() else set()
+        done.update(int(r) for r in rows)
+        atomic_write_json(p, {"done": sorted(done)})
+
+    def clear_done(self, store: str, name: str) -> None:
+        """Forget which rows are finished (the array is being rewritten)."""
+        self._done_path(store, name).unlink(missing_ok=True)
+
+    # ------------------------------------------------------------------ chips
+    def chip_table(self):
+        """The chip table (GeoDataFrame, EPSG:4326), in the row order of ``chips.zarr/pixels``."""
+        import geopandas as gpd
+
+        path = self.path(CHIP_TABLE)
+        if not path.exists():
+            raise StageMissingError(
+                f"Workspace {self.root} has no chips yet. Run `clay-explore fetch`, `ingest` or `demo` first."
+            )
+        return gpd.read_parquet(path)
+
+    def write_table(self, name: str, gdf) -> None:
+        """Write a (Geo)DataFrame as (Geo)Parquet atomically."""
+        with atomic_path(self.path(name)) as tmp:
+            gdf.to_parquet(tmp)
+
+    def n_chips(self) -> int:
+        """Number of chips stored."""
+        return int(self.open_array(CHIPS_ZARR, "pixels").shape[0])
+
+    def read_chips(self, rows: Sequence[int] | slice) -> np.ndarray:
+        """Raw chip pixels [n, C, H, W] float32 in sensor units, NaN where there is no data."""
+        arr = self.open_array(CHIPS_ZARR, "pixels")
+        if isinstance(rows, slice):
+            return np.asarray(arr[rows], dtype=np.float32)
+        rows = np.asarray(rows, dtype=np.int64)
+        if rows.size and np.all(np.diff(rows) == 1):
+            return np.asarray(arr[int(rows[0]) : int(rows[-1]) + 1], dtype=np.float32)
+        return np.stack([np.asarray(arr[int(r)], dtype=np.float32) for r in rows]) if rows.size else np.zeros(
+            (0, *arr.shape[1:]), dtype=np.float32
+        )
+
+    # ------------------------------------------------------------------ small json files
+    def read_json(self, name: str, default: Any = None) -> Any:
+        p = self.path(name)
+        return json.loads(p.read_text()) if p.exists() else default
+
+    def write_json(self, name: str, obj: Any) -> None:
+        atomic_write_json(self.path(name), obj)
+
+    def summary(self) -> dict[str, Any]:
+        """What `clay-explore info --json` prints."""
+        try:
+            table = self.chip_table()
+            n = len(table)
+            crs = sorted(set(map(str, table["crs"]))) if n else []
+        except StageMissingError:
+            n, crs = 0, []
+        return {
+            "workspace": str(self.root),
+            "schema_version": self.manifest["schema_version"],
+            "chips": n,
+            "sensor": self.manifest["sensor"],
+            "bands": self.bands,
+            "chip_size": self.chip_size,
+            "crs": crs,
+            "source": self.manifest.get("source", {}),
+            "created": self.manifest.get("created"),
+            "stages": self.manifest.get("stages", {}),
+        }
+
+
+def _jsonable(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, default=_json_default))
+
+
+def _migrate(manifest: dict[str, Any]) -> dict[str, Any]:
+    """Bring an older manifest up to SCHEMA_VERSION (version 1 is the first; nothing to do yet)."""
+    manifest.setdefault("stages", {})
+    manifest.setdefault("settings", {})
+    return manifest
