@@ -96,7 +96,7 @@ def infer_config(weights: Mapping[str, torch.Tensor]) -> tuple[str, ClayConfig]:
         dim = weights["encoder.cls_token"].shape[-1]
     except KeyError:
         raise CheckpointError("The checkpoint has no encoder.cls_token: it is not a Clay model.") from None
-    depth = len({k.split(".")[2] for k in weights if k.startswith("encoder.transformer.layers.")})
+    depth = len({k.split(".")[3] for k in weights if k.startswith("encoder.transformer.layers.")})
     for name, cfg in PRESETS.items():
         if cfg.dim == dim and cfg.depth == depth:
             return name, cfg
