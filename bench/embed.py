@@ -1,0 +1,106 @@
+"""Throughput of the large (v1.5) encoder on CPU: exact fp32 vs fast bf16, against dense matmul peak.
+
+Prints, in one run: dense-matmul GFLOP/s for fp32 and bf16 (same shapes as the encoder's
+matmuls), chips/s and achieved GFLOP/s of the encoder in each mode, the fraction of peak, the fast
+mode's max abs / cosine difference of CLS and patch tokens against fp32, and peak RSS.
+Random weights are fine: speed does not depend on the values.
+
+    python bench/embed.py [--chips 2] [--bands 10] [--size 256] [--repeats 3] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import resource
+import time
+
+import torch
+
+from clay_explore.model import PRESETS, ClayModel
+
+
+def encoder_flops(cfg, n_tokens: int, n_bands: int, size: int) -> float:
+    """Multiply-adds x 2 of one chip's encoder pass (transformer + patch conv)."""
+    d, inner, mlp = cfg.dim, cfg.heads * cfg.dim_head, cfg.dim * cfg.mlp_ratio
+    per_layer = 2 * n_tokens * d * (3 * inner) + 2 * n_tokens * inner * d + 2 * 2 * n_tokens * d * mlp
+    per_layer += 2 * 2 * n_tokens * n_tokens * inner  # q k^T and attn v
+    patch = 2 * (n_tokens - 1) * d * n_bands * cfg.patch_size**2
+    return cfg.depth * per_layer + patch
+
+
+def matmul_peak(dtype: torch.dtype, m: int, k: int, n: int, seconds: float = 3.0) -> float:
+    """GFLOP/s of torch.matmul at the encoder's MLP shape."""
+    a, b = torch.randn(m, k).to(dtype), torch.randn(k, n).to(dtype)
+    for _ in range(3):
+        a @ b
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        a @ b
+        count += 1
+    return 2 * m * k * n * count / (time.perf_counter() - start) / 1e9
+
+
+def time_encode(model: ClayModel, inputs, repeats: int) -> float:
+    """Best-of-``repeats`` seconds per call (after one warm-up)."""
+    with torch.inference_mode():
+        model.encode(*inputs)
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            model.encode(*inputs)
+            best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--chips", type=int, default=2)
+    parser.add_argument("--bands", type=int, default=10)
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--preset", default="large")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.set_float32_matmul_precision("highest")
+    torch.manual_seed(0)
+
+    cfg = PRESETS[args.preset]
+    model = ClayModel(cfg, preset=args.preset).eval().requires_grad_(False)
+    fast = copy.deepcopy(model).to_fast()
+    n_tokens = (args.size // cfg.patch_size) ** 2 + 1
+    rows = args.chips * n_tokens
+    inputs = (
+        torch.randn(args.chips, args.bands, args.size, args.size),
+        torch.randn(args.chips, 4),
+        torch.randn(args.chips, 4),
+        torch.tensor(10.0),
+        torch.linspace(0.49, 2.19, args.bands),
+    )
+    flops = encoder_flops(cfg, n_tokens, args.bands, args.size) * args.chips
+
+    peak32 = matmul_peak(torch.float32, rows, cfg.dim, cfg.dim * cfg.mlp_ratio)
+    peak16 = matmul_peak(torch.bfloat16, rows, cfg.dim, cfg.dim * cfg.mlp_ratio)
+    t32 = time_encode(model, inputs, args.repeats)
+    t16 = time_encode(fast, inputs, args.repeats)
+    with torch.inference_mode():
+        ref, out = model.encode(*inputs), fast.encode(*inputs)
+    cos = torch.nn.functional.cosine_similarity
+    g32, g16 = flops / t32 / 1e9, flops / t16 / 1e9
+
+    print(f"preset {args.preset}: {args.chips} chips x {args.bands} bands x {args.size} px, {args.threads} threads")
+    print(f"dense matmul peak   fp32 {peak32:7.1f} GFLOP/s   bf16 {peak16:7.1f} GFLOP/s")
+    print(f"encoder fp32 exact  {args.chips / t32:6.3f} chips/s  {t32 / args.chips:6.2f} s/chip  "
+          f"{g32:7.1f} GFLOP/s = {g32 / peak32:.2f} of fp32 peak")
+    print(f"encoder fast bf16   {args.chips / t16:6.3f} chips/s  {t16 / args.chips:6.2f} s/chip  "
+          f"{g16:7.1f} GFLOP/s = {g16 / peak16:.2f} of bf16 peak  ({t32 / t16:.2f}x fp32)")
+    print(f"fast vs fp32: CLS max|d| {(out[:, 0] - ref[:, 0]).abs().max():.4f}  "
+          f"CLS cos min {cos(out[:, 0], ref[:, 0], dim=-1).min():.5f}  "
+          f"patch max|d| {(out[:, 1:] - ref[:, 1:]).abs().max():.4f}  "
+          f"patch cos min {cos(out[:, 1:], ref[:, 1:], dim=-1).min():.5f}")
+    print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
