@@ -7,6 +7,8 @@ Teacher, ``proj``, optimizer and loop state are ignored and never copied into me
 
 from __future__ import annotations
 
+import io
+import lzma
 import pickle
 import zipfile
 from pathlib import Path
@@ -21,6 +23,7 @@ from clay_explore.model.mae import ClayModel
 LIGHTNING_PREFIX = "model."
 KEPT_PREFIXES = ("encoder.", "decoder.")
 MAX_REPORTED = 5
+XZ_MAGIC = b"\xfd7zXZ\x00"
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -32,10 +35,22 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"Checkpoint {path} is a folder; give the .ckpt file inside it.")
     if path.stat().st_size == 0:
         raise CheckpointError(f"Checkpoint {path} is empty (0 bytes). Delete it and download it again.")
-    mmap = zipfile.is_zipfile(path)
+    source: Any = path
+    with open(path, "rb") as f:
+        compressed = f.read(len(XZ_MAGIC)) == XZ_MAGIC
+    if compressed:  # the fixtures ship as .ckpt.xz; small enough to inflate in memory
+        try:
+            source = io.BytesIO(lzma.decompress(path.read_bytes()))
+        except lzma.LZMAError as err:
+            raise CheckpointError(f"Checkpoint {path} is a damaged xz file ({err}). Download it again.") from err
+    mmap = not compressed and zipfile.is_zipfile(path)
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        obj = torch.load(source, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
+        if "global" not in str(err).lower():  # not a code/object request: the bytes are damaged
+            raise CheckpointError(
+                f"Checkpoint {path} is truncated or corrupt ({_first_line(err)}). Delete it and download it again."
+            ) from err
         raise CheckpointError(
             f"Refused to load {path}: it is not a plain weights file (it asks to run code or build objects: "
             f"{_first_line(err)}). Only load checkpoints from sources you trust; get the official one with "

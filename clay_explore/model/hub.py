@@ -41,6 +41,7 @@ from huggingface_hub.errors import (
 )
 from huggingface_hub.utils import tqdm as hf_tqdm
 
+from clay_explore import __version__
 from clay_explore.errors import CheckpointError, ClayExploreError
 
 #: The official Clay v1.5 weights on the Hugging Face Hub.
@@ -241,6 +242,8 @@ def _hub_download(*, force: bool, progress: bool, callback: ProgressCallback | N
         )
     kwargs: dict[str, Any] = {
         "revision": HF_REVISION,
+        "library_name": "clay-explore",
+        "library_version": __version__,
         "cache_dir": str(hub_cache_dir()),
         "endpoint": endpoint,
         "local_files_only": offline,

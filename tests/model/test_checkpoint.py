@@ -152,3 +152,38 @@ def test_nan_weights(tmp_path, ref_model):
     torch.save(ckpt, path)
     with pytest.raises(CheckpointError, match="non-finite"):
         ClayModel.from_checkpoint(path)
+
+
+def test_xz_compressed_checkpoint_loads(parity_dir):
+    """The fixtures' .ckpt.xz layout loads directly."""
+    model = ClayModel.from_checkpoint(parity_dir / "model.ckpt.xz")
+    assert model.config.dim == 64
+
+
+def test_cli_model_info_json(tiny_checkpoint, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "clay_explore.cli.main", "model", "info", "--checkpoint", str(tiny_checkpoint), "--json"],
+        capture_output=True, text=True, check=True, env={**os.environ, "HF_HOME": str(tmp_path)},
+    )
+    info = json.loads(out.stdout)
+    assert info["preset"] == "custom" and info["trained"] is False and "UNTRAINED" in info["notice"]
+    assert info["parameters"]["encoder"] == 1_245_824 and len(info["sha256"]) == 64
+    assert "sentinel-2-l2a" in info["sensors"]
+
+
+def test_cli_bad_checkpoint_is_one_clear_line(tmp_path):
+    import subprocess
+    import sys
+
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(b"not a checkpoint at all" * 10)
+    out = subprocess.run(
+        [sys.executable, "-m", "clay_explore.cli.main", "model", "info", "--checkpoint", str(bad)],
+        capture_output=True, text=True, env={**os.environ, "HF_HOME": str(tmp_path)},
+    )
+    assert out.returncode == 2
+    assert out.stderr.startswith("Error: Checkpoint") and "Traceback" not in out.stderr
