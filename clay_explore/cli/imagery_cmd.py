@@ -1,0 +1,142 @@
+"""`clay-explore fetch | ingest | demo | info`: imagery into a workspace, and what a workspace holds."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+import click
+
+DEFAULT_CHIP = 256
+
+
+@contextmanager
+def _progress(label: str) -> Iterator[Callable[[int, int], None]]:
+    """A tqdm bar on stderr driven by (done, total) callbacks."""
+    from tqdm import tqdm
+
+    bar = tqdm(desc=label, unit="chip", leave=False)
+
+    def update(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        yield update
+    finally:
+        bar.close()
+
+
+def _csv(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+def _report(rec: dict[str, Any], workspace: str, as_json: bool, note: str | None = None) -> None:
+    from clay_explore.cli.main import echo_json
+
+    if as_json:
+        echo_json(rec)
+        return
+    if note:
+        click.echo(note)
+    verb = "Already complete:" if rec.get("resumed") else "Stored"
+    click.echo(
+        f"{verb} {rec['chips']} chips of {rec['chip_size']} px in {workspace} "
+        f"(dropped {rec['dropped_nodata']} with too little valid data, {rec['dropped_cloud']} too cloudy; "
+        f"{rec['windows']} windows)."
+    )
+
+
+def _chip_options(f: Callable) -> Callable:
+    f = click.option("--json", "as_json", is_flag=True, help="Print the stage record as JSON.")(f)
+    f = click.option("--min-valid", type=float, default=0.5, show_default=True,
+                     help="Drop chips with a smaller share of valid pixels.")(f)
+    f = click.option("--stride", type=int, default=None, help="Pixels between chip origins (default: chip size).")(f)
+    f = click.option("--chip-size", type=int, default=DEFAULT_CHIP, show_default=True,
+                     help="Chip side in pixels, a multiple of 8.")(f)
+    return f
+
+
+def register(group: click.Group) -> None:
+    """Add the imagery commands to the root CLI group."""
+
+    @group.command("fetch")
+    @click.option("--bbox", nargs=4, type=float, required=True, metavar="W S E N", help="Area in degrees.")
+    @click.option("--start", required=True, help="First day, YYYY-MM-DD.")
+    @click.option("--end", required=True, help="Last day, YYYY-MM-DD.")
+    @click.option("--stac-url", default=None, help="STAC API (default: Earth Search v1).")
+    @click.option("--collection", default="sentinel-2-l2a", show_default=True)
+    @click.option("--max-cloud", type=float, default=20.0, show_default=True, help="Scene cloud cover limit, %.")
+    @click.option("--max-chip-cloud", type=float, default=0.5, show_default=True,
+                  help="Drop chips with a larger share of cloudy pixels (when a cloud mask exists).")
+    @click.option("--sensor", default=None, help="Registry sensor, when the collection is not a known one.")
+    @click.option("--bands", default=None, help="Comma-separated subset of the sensor's bands.")
+    @click.option("--max-area-km", type=float, default=30.0, show_default=True, help="Cap on each side of the area.")
+    @click.option("--epsg", type=int, default=None, help="Target CRS (default: the area's UTM zone).")
+    @click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds per network request.")
+    @click.option("--retries", type=int, default=3, show_default=True, help="Retries per network request.")
+    @click.option("--workspace", required=True, type=click.Path(file_okay=False))
+    @_chip_options
+    def fetch(bbox, start, end, stac_url, collection, max_cloud, max_chip_cloud, sensor, bands, max_area_km,
+              epsg, timeout, retries, workspace, chip_size, stride, min_valid, as_json) -> None:
+        """Search a STAC API, mosaic the least-cloudy scenes and store chips in WORKSPACE."""
+        from clay_explore.imagery.stac import fetch_stac
+
+        with _progress("fetch") as bar:
+            rec = fetch_stac(bbox, start, end, workspace, stac_url=stac_url, collection=collection,
+                             max_cloud=max_cloud, chip_size=chip_size, stride=stride, sensor=sensor,
+                             bands=_csv(bands), max_area_km=max_area_km, epsg=epsg, min_valid=min_valid,
+                             max_chip_cloud=max_chip_cloud, timeout=timeout, retries=retries, progress=bar)
+        _report(rec, workspace, as_json)
+
+    @group.command("ingest")
+    @click.argument("file", type=click.Path(dir_okay=False))
+    @click.option("--sensor", required=True, help="Registry sensor of the file (e.g. naip, landsat-c2l2-sr).")
+    @click.option("--date", default=None, help="Acquisition date YYYY-MM-DD (default: from tags or file name).")
+    @click.option("--bands", default=None, help="Comma-separated subset of the sensor's bands to keep.")
+    @click.option("--file-bands", default=None,
+                  help="Name of every file band in file order, '-' to skip one (overrides the registry order).")
+    @click.option("--nodata", type=float, default=None, help="Nodata value (default: the file's).")
+    @click.option("--workspace", required=True, type=click.Path(file_okay=False))
+    @_chip_options
+    def ingest(file, sensor, date, bands, file_bands, nodata, workspace, chip_size, stride, min_valid, as_json):
+        """Cut a local GeoTIFF/COG into chips in WORKSPACE."""
+        from clay_explore.imagery.geotiff import ingest_geotiff
+
+        with _progress("ingest") as bar:
+            rec = ingest_geotiff(file, workspace, sensor=sensor, bands=_csv(bands), file_bands=_csv(file_bands),
+                                 date=date, chip_size=chip_size, stride=stride, min_valid=min_valid,
+                                 nodata=nodata, progress=bar)
+        note = f"Bands: {rec.get('band_map')}; date: {rec.get('datetime') or 'unknown'} (from {rec.get('date_from')})."
+        _report(rec, workspace, as_json, note)
+
+    @group.command("demo")
+    @click.option("--workspace", required=True, type=click.Path(file_okay=False))
+    @_chip_options
+    def demo(workspace, chip_size, stride, min_valid, as_json) -> None:
+        """Store chips of the offline demo scene (real Sentinel-2 L1C, date unknown) in WORKSPACE."""
+        from clay_explore.imagery.demo import DEMO_NOTE, ingest_demo
+
+        with _progress("demo") as bar:
+            rec = ingest_demo(workspace, chip_size=chip_size, stride=stride, min_valid=min_valid, progress=bar)
+        _report(rec, workspace, as_json, DEMO_NOTE)
+
+    @group.command("info")
+    @click.option("--workspace", required=True, type=click.Path(file_okay=False))
+    @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+    def info(workspace, as_json) -> None:
+        """Show what a workspace holds: chips, sensor, bands, CRS and stages."""
+        from clay_explore.cli.main import echo_json
+        from clay_explore.workspace import Workspace
+
+        summary = Workspace.open(workspace).summary()
+        if as_json:
+            echo_json(summary)
+            return
+        click.echo(f"Workspace {summary['workspace']} (schema {summary['schema_version']})")
+        click.echo(f"  {summary['chips']} chips of {summary['chip_size']} px, sensor {summary['sensor']}, "
+                   f"bands {', '.join(summary['bands'])}")
+        click.echo(f"  CRS: {', '.join(summary['crs']) or '-'}")
+        for name, rec in summary["stages"].items():
+            click.echo(f"  stage {name}: {rec.get('status')}")

@@ -1,0 +1,358 @@
+"""Cut a raster source into chips, window by window, into the workspace (resumable, atomic).
+
+A *source* is anything with a grid (CRS, affine transform, height, width), band names and a
+``read(row, col, height, width) -> WindowData`` method for windows inside the grid. Chipping
+walks a regular grid of windows (``stride`` apart), pads edge chips with NaN, records each chip's
+valid and cloud fraction, drops chips below/above the thresholds and writes the kept ones into
+``chips.zarr/pixels`` in batches. Memory is bounded by one batch of chips, not by the scene.
+
+Resume: a progress record (``chips.progress.json``) lists each window already decided (kept at
+row k, or dropped and why); it is written atomically *after* the chip pixels and
+``Workspace.mark_done``, so a crash never leaves a chip that later reads as valid, and re-running
+the same command skips the finished windows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Callable, Iterator, Protocol, Sequence
+
+import numpy as np
+
+from clay_explore.errors import CancelledError, ImageryError, NoScenesError, WorkspaceError
+from clay_explore.workspace import CHIP_TABLE, CHIPS_ZARR, Workspace
+
+PIXELS = "pixels"
+PROGRESS = "chips.progress.json"
+STAGE = "chips"
+DEFAULT_MIN_VALID = 0.5        # drop chips with less than half of their pixels valid
+DEFAULT_MAX_CHIP_CLOUD = 0.5   # drop chips with more than half of their valid pixels cloudy
+DEFAULT_BATCH = 8              # chips held in memory at once
+GDAL_CACHE_BYTES = 64 * 2**20  # GDAL's block cache would otherwise grow to 5% of RAM with the scene
+FOOTPRINT_POINTS = 8           # points per chip edge when projecting footprints to EPSG:4326
+METRES_PER_DEGREE = 111_320.0
+
+
+@dataclass
+class WindowData:
+    """What a source returns for one window."""
+
+    data: np.ndarray                     # float32 [C, h, w], raw sensor units, NaN = nodata
+    cloud: np.ndarray | None = None      # bool [h, w] cloud/shadow, None when unknown
+    source: str = ""                     # item id(s) or file the pixels came from
+    datetime: datetime | None = None     # acquisition time of (most of) the window
+
+
+class RasterSource(Protocol):
+    """A scene on one grid that chipping can read window by window."""
+
+    crs: Any                 # rasterio CRS
+    transform: Any           # affine.Affine of the grid
+    height: int
+    width: int
+    bands: tuple[str, ...]   # canonical sensor band names, in the order of ``read``'s axis 0
+    scale: tuple[float, ...]   # physical = value * scale + offset, per band
+    offset: tuple[float, ...]
+    labels: list[str] | None   # scene-level labels (e.g. BigEarthNet), or None
+
+    def identity(self) -> dict[str, Any]:
+        """JSON facts that identify the scene (for resume checks and the manifest)."""
+
+    def read(self, row: int, col: int, height: int, width: int) -> WindowData:
+        """Pixels of a window that lies inside the grid."""
+
+
+@dataclass
+class ChipSettings:
+    """How a scene is cut into chips."""
+
+    chip_size: int
+    stride: int | None = None
+    min_valid: float = DEFAULT_MIN_VALID
+    max_chip_cloud: float = DEFAULT_MAX_CHIP_CLOUD
+    batch: int = DEFAULT_BATCH
+
+    def __post_init__(self) -> None:
+        check_chip_size(self.chip_size)
+        if self.stride is None:
+            self.stride = self.chip_size
+        if int(self.stride) < 1:
+            raise ImageryError(f"Stride {self.stride} must be a positive number of pixels (e.g. --stride 128).")
+        for name in ("min_valid", "max_chip_cloud"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise ImageryError(f"{name} = {v} must be a fraction between 0 and 1.")
+
+
+def check_chip_size(chip_size: int) -> int:
+    """Chip size must be a positive multiple of 8 (Clay's patch size)."""
+    if int(chip_size) != chip_size or chip_size < 8 or chip_size % 8:
+        raise ImageryError(f"Chip size {chip_size} must be a multiple of 8 (e.g. 64, 128 or 256 px).")
+    return int(chip_size)
+
+
+def chip_grid(height: int, width: int, chip: int, stride: int) -> list[tuple[int, int]]:
+    """Top-left (row, col) of every chip window covering a height x width grid, row-major.
+
+    Windows start every ``stride`` px; the last one in each direction may run past the edge
+    (it is padded), and a scene smaller than one chip still gets one window.
+    """
+    def starts(n: int) -> list[int]:
+        last = max(n - chip, 0)
+        out = list(range(0, last + 1, stride))
+        if out[-1] + chip < n:  # cover the remainder with one more (padded) window
+            out.append(out[-1] + stride)
+        return out
+
+    return [(r, c) for r in starts(height) for c in starts(width)]
+
+
+def read_chip(src: RasterSource, row: int, col: int, chip: int) -> WindowData:
+    """One chip [C, chip, chip] with NaN padding where the window leaves the grid."""
+    h = max(0, min(chip, src.height - row))
+    w = max(0, min(chip, src.width - col))
+    out = np.full((len(src.bands), chip, chip), np.nan, dtype=np.float32)
+    cloud = None
+    wd = src.read(row, col, h, w) if h and w else WindowData(np.zeros((len(src.bands), 0, 0), np.float32))
+    out[:, :h, :w] = wd.data
+    if wd.cloud is not None:
+        cloud = np.zeros((chip, chip), dtype=bool)
+        cloud[:h, :w] = wd.cloud
+    return WindowData(out, cloud, wd.source, wd.datetime)
+
+
+def chip_fractions(data: np.ndarray, cloud: np.ndarray | None) -> tuple[float, float | None]:
+    """(valid fraction, cloud fraction of the valid pixels or None when unknown)."""
+    valid = np.isfinite(data).all(axis=0)
+    vf = float(valid.mean())
+    if cloud is None:
+        return vf, None
+    n_valid = int(valid.sum())
+    return vf, float((cloud & valid).sum() / n_valid) if n_valid else 0.0
+
+
+def _fingerprint(src: RasterSource, settings: ChipSettings) -> str:
+    facts = {
+        "source": src.identity(),
+        "grid": [src.height, src.width, list(src.transform)[:6], str(src.crs)],
+        "bands": list(src.bands),
+        "settings": [settings.chip_size, settings.stride, settings.min_valid, settings.max_chip_cloud],
+    }
+    return hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def chip_source(
+    ws: Workspace,
+    src: RasterSource,
+    settings: ChipSettings,
+    *,
+    info: dict[str, Any] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> dict[str, Any]:
+    """Chip ``src`` into ``ws`` (chips.zarr/pixels + chips.parquet + the 'chips' stage).
+
+    Returns the stage record (counts of kept and dropped chips). Re-running with the same source
+    and settings resumes, or returns at once when the stage is complete. ``info`` adds facts to
+    the stage record (product, notes). Raises NoScenesError when every chip is dropped.
+    """
+    if list(src.bands) != ws.bands:
+        raise WorkspaceError(f"Source bands {list(src.bands)} differ from the workspace's {ws.bands}.")
+    fp = _fingerprint(src, settings)
+    rec = ws.stage(STAGE)
+    if rec is not None and rec.get("fingerprint") != fp:
+        raise WorkspaceError(
+            f"Workspace {ws.root} already holds chips from {rec.get('source', 'another source')} with other "
+            "settings. Choose a new --workspace folder; nothing stored there was changed."
+        )
+    if rec is not None and rec.get("status") == "complete":
+        return {**rec, "resumed": True}
+
+    chip = settings.chip_size
+    windows = chip_grid(src.height, src.width, chip, int(settings.stride))
+    state = ws.read_json(PROGRESS) or {}
+    if state and state.get("fingerprint") != fp:
+        raise WorkspaceError(
+            f"Workspace {ws.root} holds unfinished chips of another source or settings. Re-run that command "
+            "to finish it, or choose a new --workspace folder."
+        )
+    records: dict[int, dict[str, Any]] = {int(k): v for k, v in state.get("windows", {}).items()}
+    next_row = int(state.get("next_row", 0))
+    attrs = _array_attrs(src, settings)
+    arr = ws.create_array(CHIPS_ZARR, PIXELS, shape=(len(windows), len(src.bands), chip, chip),
+                          dtype="float32", attrs=attrs)
+    stage_info = {"fingerprint": fp, "source": src.identity(), **(info or {})}
+    ws.set_stage(STAGE, status="partial", windows=len(windows), **stage_info)
+
+    todo = [i for i in range(len(windows)) if i not in records]
+    if progress:
+        progress(len(windows) - len(todo), len(windows))
+    with _bounded_gdal_cache():
+        next_row = _chip_windows(ws, src, settings, windows, todo, records, next_row, arr, fp, progress, cancel)
+    return _finish(ws, src, settings, windows, records, next_row, arr, stage_info)
+
+
+@contextmanager
+def _bounded_gdal_cache() -> Iterator[None]:
+    """Cap GDAL's raster block cache so memory does not grow with the scene."""
+    import rasterio
+
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
+        yield
+
+
+def _chip_windows(ws, src, settings, windows, todo, records, next_row, arr, fp, progress, cancel) -> int:
+    """Read, judge and write the windows ``todo`` in batches; returns the next free output row."""
+    chip = settings.chip_size
+    for start in range(0, len(todo), settings.batch):
+        if cancel is not None and cancel():
+            raise CancelledError("Chipping cancelled; finished chips are kept. Run the same command to resume.")
+        batch = todo[start : start + settings.batch]
+        kept_rows = []
+        for i in batch:
+            r, c = windows[i]
+            wd = read_chip(src, r, c, chip)
+            vf, cf = chip_fractions(wd.data, wd.cloud)
+            dropped = "nodata" if vf < settings.min_valid or vf == 0 else (
+                "cloud" if cf is not None and cf > settings.max_chip_cloud else None)
+            out_row = None
+            if dropped is None:
+                out_row = next_row
+                arr[out_row] = wd.data   # [C, chip, chip]
+                kept_rows.append(out_row)
+                next_row += 1
+            records[i] = {"row": r, "col": c, "out_row": out_row, "valid_fraction": vf, "cloud_fraction": cf,
+                          "source": wd.source, "datetime": wd.datetime.isoformat() if wd.datetime else None,
+                          "dropped": dropped}
+        if kept_rows:
+            ws.mark_done(CHIPS_ZARR, PIXELS, kept_rows)
+        ws.write_json(PROGRESS, {"fingerprint": fp, "next_row": next_row,
+                                 "windows": {str(k): v for k, v in records.items()}})
+        if progress:
+            progress(len(windows) - len(todo) + start + len(batch), len(windows))
+    return next_row
+
+
+def _array_attrs(src: RasterSource, settings: ChipSettings) -> dict[str, Any]:
+    return {
+        "bands": list(src.bands),
+        "scale": list(src.scale),
+        "offset": list(src.offset),
+        "value_scale": "raw sensor values as Clay's normalisation expects them; physical = value * scale + offset",
+        "nodata": "NaN",
+        "chip_size": settings.chip_size,
+        "stride": settings.stride,
+    }
+
+
+def _finish(ws, src, settings, windows, records, n_kept, arr, stage_info) -> dict[str, Any]:
+    counts = {
+        "chips": n_kept,
+        "windows": len(windows),
+        "dropped_nodata": sum(1 for r in records.values() if r["dropped"] == "nodata"),
+        "dropped_cloud": sum(1 for r in records.values() if r["dropped"] == "cloud"),
+        "chip_size": settings.chip_size,
+        "stride": settings.stride,
+        "min_valid": settings.min_valid,
+        "max_chip_cloud": settings.max_chip_cloud,
+        "scale": list(src.scale),
+        "offset": list(src.offset),
+    }
+    if n_kept == 0:
+        ws.set_stage(STAGE, status="partial", **counts, **stage_info)
+        if counts["dropped_cloud"]:
+            raise NoScenesError(
+                f"Every chip was dropped: {counts['dropped_cloud']} of {len(windows)} have more than "
+                f"{settings.max_chip_cloud:.0%} cloud and {counts['dropped_nodata']} too little valid data. "
+                "Choose another date range (or a lower --max-cloud for the scene search), or allow cloudier "
+                "chips with --max-chip-cloud."
+            )
+        raise NoScenesError(
+            f"Every chip was dropped: none of the {len(windows)} windows has {settings.min_valid:.0%} valid "
+            "pixels. Check that the area overlaps the imagery, or lower --min-valid."
+        )
+    if arr.shape[0] != n_kept:
+        arr.resize((n_kept, *arr.shape[1:]))
+    table = chip_table(src, records, settings.chip_size)
+    ws.write_table(CHIP_TABLE, table)
+    ws.set_stage(STAGE, status="complete", **counts, **stage_info)
+    return ws.stage(STAGE)
+
+
+def gsd_metres(crs: Any, transform: Any, lat: float) -> float:
+    """Ground sample distance in metres from the grid's transform (not the registry)."""
+    pixel = math.sqrt(abs(transform.a * transform.e - transform.b * transform.d))
+    if crs is not None and crs.is_geographic:
+        return pixel * METRES_PER_DEGREE * math.sqrt(abs(math.cos(math.radians(lat))))
+    factor = 1.0
+    try:
+        factor = float(crs.linear_units_factor[1])
+    except Exception:  # unknown units: assume metres
+        factor = 1.0
+    return pixel * factor
+
+
+def crs_string(crs: Any) -> str:
+    """'EPSG:xxxx' when the CRS has a code, else its WKT."""
+    epsg = crs.to_epsg()
+    return f"EPSG:{epsg}" if epsg else crs.to_wkt()
+
+
+def chip_table(src: RasterSource, records: dict[int, dict[str, Any]], chip: int):
+    """GeoDataFrame of the kept chips in pixel-array row order (columns: CHIP_COLUMNS [+ labels])."""
+    import geopandas as gpd
+    import pandas as pd
+    from affine import Affine
+    from pyproj import Transformer
+    from shapely.geometry import Polygon
+
+    kept = sorted((r for r in records.values() if r["out_row"] is not None), key=lambda r: r["out_row"])
+    to_ll = Transformer.from_crs(src.crs, "EPSG:4326", always_xy=True)
+    crs_name = crs_string(src.crs)
+    edge = np.linspace(0, chip, FOOTPRINT_POINTS + 1)
+    ring_c = np.concatenate([edge, np.full_like(edge, chip), edge[::-1], np.zeros_like(edge)])
+    ring_r = np.concatenate([np.zeros_like(edge), edge, np.full_like(edge, chip), edge[::-1]])
+    rows: list[dict[str, Any]] = []
+    for rec in kept:
+        t = src.transform @ Affine.translation(rec["col"], rec["row"])
+        xs, ys = _apply(t, ring_c, ring_r)
+        lons, lats = to_ll.transform(xs, ys)
+        cx, cy = _apply(t, chip / 2, chip / 2)
+        lon, lat = to_ll.transform(cx, cy)
+        rows.append({
+            "chip_id": f"r{rec['row']:06d}_c{rec['col']:06d}",
+            "geometry": Polygon(zip(lons, lats)),
+            "crs": crs_name,
+            "transform": [float(v) for v in list(t)[:6]],
+            "row": int(rec["row"]),
+            "col": int(rec["col"]),
+            "lat": float(lat),
+            "lon": float(lon),
+            "datetime": rec["datetime"],
+            "gsd": gsd_metres(src.crs, src.transform, float(lat)),
+            "valid_fraction": float(rec["valid_fraction"]),
+            "cloud_fraction": rec["cloud_fraction"],
+            "source": rec["source"],
+        })
+    df = pd.DataFrame(rows)
+    df["datetime"] = pd.to_datetime(df["datetime"], utc=True, format="ISO8601")
+    df["cloud_fraction"] = df["cloud_fraction"].astype("float64")
+    if src.labels:
+        df["labels"] = [list(src.labels)] * len(df)
+    return gpd.GeoDataFrame(df, geometry="geometry", crs="EPSG:4326")
+
+
+def _apply(t: Any, col: Any, row: Any) -> tuple[Any, Any]:
+    """Map pixel (col, row) through affine ``t`` to CRS (x, y); works on arrays."""
+    return t.a * col + t.b * row + t.c, t.d * col + t.e * row + t.f
+
+
+def band_scale(sensor: Any, bands: Sequence[str]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The registry's per-band (scale, offset) for ``bands``."""
+    n = len(bands)
+    return (float(sensor.scale),) * n, (float(sensor.offset),) * n

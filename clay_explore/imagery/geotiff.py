@@ -1,0 +1,199 @@
+"""Local GeoTIFF / COG ingest through rioxarray, read window by window.
+
+Band order comes from the sensor registry (see :mod:`clay_explore.imagery.bands`), overridable;
+the date from the option, the file's tags or its name; the file's nodata value becomes NaN.
+The grid's gsd is taken from the file's transform, not from the registry.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from clay_explore.errors import ImageryError
+from clay_explore.imagery.bands import BandMap, resolve_band_map
+from clay_explore.imagery.chipping import ChipSettings, WindowData, band_scale, chip_source
+from clay_explore.sensors import Sensor, get_sensor
+
+#: Tags that may hold the acquisition date/time, most specific first.
+DATE_TAGS = ("ACQUISITION_DATETIME", "DATETIME_ACQUIRED", "SENSING_TIME", "DATE_ACQUIRED",
+             "ACQUISITION_DATE", "datetime", "DATE")
+TIME_TAGS = ("SCENE_CENTER_TIME",)
+_NAME_DATE = re.compile(r"(?<!\d)((?:19[7-9]\d|20\d\d))-?(0[1-9]|1[0-2])-?(0[1-9]|[12]\d|3[01])(?!\d)")
+
+
+def parse_date(value: str | datetime | None) -> datetime | None:
+    """A UTC datetime from an ISO date/time string (date-only means 00:00), or None."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        dt = value
+    else:
+        text = str(value).strip().replace("Z", "+00:00")
+        m = re.match(r"^(\d{4}):(\d{2}):(\d{2})(.*)$", text)  # TIFF style 2020:01:31 10:00:00
+        if m:
+            text = f"{m[1]}-{m[2]}-{m[3]}{m[4]}"
+        try:
+            dt = datetime.fromisoformat(text)
+        except ValueError as err:
+            raise ImageryError(f"Cannot read the date {value!r}. Give it as YYYY-MM-DD (e.g. --date 2020-06-01).") from err
+    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+
+
+def date_from_tags(tags: dict[str, str]) -> datetime | None:
+    """Acquisition time from GeoTIFF tags (e.g. ACQUISITION_DATE + SCENE_CENTER_TIME), or None."""
+    for key in DATE_TAGS:
+        if tags.get(key):
+            try:
+                dt = parse_date(tags[key])
+            except ImageryError:
+                continue
+            if dt and dt.hour == dt.minute == 0 and len(tags[key].strip()) <= len("YYYY-MM-DD"):
+                for tkey in TIME_TAGS:
+                    t = re.match(r"^(\d{2}):(\d{2}):(\d{2})", tags.get(tkey, ""))
+                    if t:
+                        dt = dt.replace(hour=int(t[1]), minute=int(t[2]), second=int(t[3]))
+            return dt
+    return None
+
+
+def date_from_name(path: str | Path) -> datetime | None:
+    """A date such as 20200927 or 2020-09-27 in a file name, or None."""
+    m = _NAME_DATE.search(Path(path).name)
+    if not m:
+        return None
+    try:
+        return datetime(int(m[1]), int(m[2]), int(m[3]), tzinfo=timezone.utc)
+    except ValueError:
+        return None
+
+
+def _labels_from_tags(tags: dict[str, str]) -> list[str] | None:
+    raw = tags.get("LABELS")
+    if not raw:
+        return None
+    try:
+        val = json.loads(raw)
+    except json.JSONDecodeError:
+        val = [s.strip() for s in raw.split(";") if s.strip()]
+    return [str(v) for v in val] if isinstance(val, list) else [str(val)]
+
+
+class GeoTiffSource:
+    """A local raster (GeoTIFF/COG, or anything GDAL reads) as a chipping source."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        sensor: Sensor,
+        *,
+        file_bands: Sequence[str] | None = None,
+        select: Sequence[str] | None = None,
+        date: str | datetime | None = None,
+        nodata: float | None = None,
+    ):
+        import rioxarray as rxr
+
+        self.path = Path(path)
+        if not self.path.exists():
+            raise ImageryError(f"{self.path} does not exist. Check the file path.")
+        try:
+            da = rxr.open_rasterio(self.path, cache=False, lock=False, masked=False, parse_coordinates=False)
+        except Exception as err:  # rasterio raises RasterioIOError, xarray other things
+            raise ImageryError(
+                f"{self.path} is not a raster GDAL can read ({type(err).__name__}: {err}). Give a GeoTIFF/COG file."
+            ) from err
+        if isinstance(da, list):
+            raise ImageryError(f"{self.path} holds several sub-datasets; give one GeoTIFF/COG file.")
+        self._da = da  # [band, y, x], lazily read
+        self.crs = da.rio.crs
+        if self.crs is None:
+            raise ImageryError(
+                f"{self.path} has no coordinate reference system, so its chips cannot be placed on the map. "
+                "Assign one first (e.g. `gdal_edit.py -a_srs EPSG:32633 FILE`) and ingest again."
+            )
+        self.transform = da.rio.transform(recalc=False)
+        if self.transform.is_identity:
+            raise ImageryError(
+                f"{self.path} has a CRS but no geotransform (pixel coordinates only). Georeference it "
+                "first (e.g. with gdal_translate -a_ullr) and ingest again."
+            )
+        self.height, self.width = int(da.shape[1]), int(da.shape[2])
+        tags = {str(k): str(v) for k, v in da.attrs.items()}
+        descriptions = da.attrs.get("long_name")
+        if isinstance(descriptions, str):
+            descriptions = (descriptions,)
+        self.sensor = sensor
+        self.band_map: BandMap = resolve_band_map(
+            sensor, int(da.shape[0]), file_bands=file_bands,
+            descriptions=tuple(descriptions) if descriptions else (),
+            band_order_tag=tags.get("BAND_ORDER"), select=select,
+        )
+        self.bands = self.band_map.names
+        self.scale, self.offset = band_scale(sensor, self.bands)
+        self.nodata = nodata if nodata is not None else da.rio.nodata
+        self.datetime = parse_date(date) if date else (date_from_tags(tags) or date_from_name(self.path))
+        self.date_from = "option" if date else ("tags" if date_from_tags(tags) else
+                                                ("file name" if self.datetime else "unknown"))
+        self.labels = _labels_from_tags(tags)
+        self._index = [i - 1 for i in self.band_map.indexes]  # 0-based positions in the band axis
+
+    def identity(self) -> dict[str, Any]:
+        st = self.path.stat()
+        return {"kind": "file", "path": str(self.path.resolve()), "size": st.st_size,
+                "mtime": int(st.st_mtime), "bands": self.band_map.how, "datetime":
+                self.datetime.isoformat() if self.datetime else None}
+
+    def read(self, row: int, col: int, height: int, width: int) -> WindowData:
+        win = self._da.isel(band=self._index, y=slice(row, row + height), x=slice(col, col + width))
+        data = np.asarray(win.values, dtype=np.float32)  # [C, h, w]
+        if self.nodata is not None and not np.isnan(self.nodata):
+            data[data == np.float32(self.nodata)] = np.nan
+        return WindowData(data, None, str(self.path.name), self.datetime)
+
+    def close(self) -> None:
+        self._da.close()
+
+
+def ingest_geotiff(
+    path: str | Path,
+    workspace: str | Path,
+    *,
+    sensor: str,
+    bands: Sequence[str] | None = None,
+    file_bands: Sequence[str] | None = None,
+    date: str | None = None,
+    chip_size: int = 256,
+    stride: int | None = None,
+    min_valid: float = 0.5,
+    max_chip_cloud: float = 1.0,
+    nodata: float | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> dict[str, Any]:
+    """Chip a local GeoTIFF/COG into a workspace; returns the 'chips' stage record.
+
+    ``bands`` keeps a subset of sensor bands; ``file_bands`` names every file band in file order
+    (``-`` skips one) when the file's own labels or the registry order are wrong.
+    """
+    from clay_explore.workspace import Workspace
+
+    sens = get_sensor(sensor)
+    settings = ChipSettings(chip_size, stride, min_valid, max_chip_cloud)
+    src = GeoTiffSource(path, sens, file_bands=file_bands, select=bands, date=date, nodata=nodata)
+    try:
+        ws = Workspace.create(
+            workspace, sensor=sens.name, bands=list(src.bands), chip_size=settings.chip_size,
+            source={"kind": "file", "path": str(Path(path).resolve())},
+            settings={"stride": settings.stride, "min_valid": min_valid, "max_chip_cloud": max_chip_cloud},
+        )
+        info = {"band_map": src.band_map.how, "date_from": src.date_from,
+                "datetime": src.datetime.isoformat() if src.datetime else None}
+        return chip_source(ws, src, settings, info=info, progress=progress, cancel=cancel)
+    finally:
+        src.close()

@@ -1,0 +1,99 @@
+"""Network policy: bounded retries with exponential backoff, timeouts, Planetary Computer signing."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from typing import Callable, TypeVar
+from urllib.parse import urlparse
+
+from clay_explore.errors import ClayExploreError, NetworkError
+
+T = TypeVar("T")
+
+DEFAULT_TIMEOUT_S = 30.0
+DEFAULT_RETRIES = 3
+DEFAULT_BACKOFF_S = 0.5
+RETRY_STATUS = (429, 500, 502, 503, 504)
+PC_TOKEN_URL = "https://planetarycomputer.microsoft.com/api/sas/v1/token/{collection}"
+PC_BLOB_SUFFIX = ".blob.core.windows.net"
+
+
+@dataclass(frozen=True)
+class NetPolicy:
+    """How hard to try: per-request timeout (s), retries after the first try, backoff base (s)."""
+
+    timeout: float = DEFAULT_TIMEOUT_S
+    retries: int = DEFAULT_RETRIES
+    backoff: float = DEFAULT_BACKOFF_S
+
+    def delays(self) -> list[float]:
+        """Sleep before each retry: backoff, 2*backoff, 4*backoff, ..."""
+        return [self.backoff * (2**i) for i in range(self.retries)]
+
+
+def with_retries(fn: Callable[[], T], policy: NetPolicy, what: str, fix: str) -> T:
+    """Call ``fn``; on failure retry with backoff, then raise NetworkError naming ``what`` and ``fix``.
+
+    ClayExploreErrors and KeyboardInterrupt pass through at once (they are not transient).
+    """
+    last: BaseException | None = None
+    for delay in [0.0, *policy.delays()]:
+        if delay:
+            time.sleep(delay)
+        try:
+            return fn()
+        except ClayExploreError:
+            raise
+        except Exception as err:  # transient network/GDAL errors of many types
+            last = err
+    raise NetworkError(
+        f"{what} failed after {policy.retries + 1} tries ({type(last).__name__}: {str(last)[:300]}). {fix}"
+    ) from last
+
+
+@dataclass
+class PlanetarySigner:
+    """Appends a Planetary-Computer-style SAS token to asset URLs on the blob hosts (cached per collection)."""
+
+    token_url: str = PC_TOKEN_URL
+    hosts: tuple[str, ...] = (PC_BLOB_SUFFIX,)
+    policy: NetPolicy = field(default_factory=NetPolicy)
+    _tokens: dict[str, str] = field(default_factory=dict)
+
+    def token(self, collection: str) -> str:
+        if collection not in self._tokens:
+            url = self.token_url.format(collection=collection)
+
+            def get() -> str:
+                with urllib.request.urlopen(url, timeout=self.policy.timeout) as resp:
+                    return json.loads(resp.read())["token"]
+
+            self._tokens[collection] = with_retries(
+                get, self.policy, f"Getting a Planetary Computer access token from {url}",
+                "Check your connection, or try again later.")
+        return self._tokens[collection]
+
+    def needs(self, href: str) -> bool:
+        host = urlparse(href).hostname or ""
+        return any(host == h or host.endswith(h) for h in self.hosts) and "sig=" not in href
+
+    def sign(self, href: str, collection: str) -> str:
+        """``href`` with the collection's token appended when it points at a signed host."""
+        if not self.needs(href):
+            return href
+        return f"{href}{'&' if '?' in href else '?'}{self.token(collection)}"
+
+    def sign_items(self, items: list) -> None:
+        """Sign every asset of each pystac Item in place."""
+        for item in items:
+            for asset in item.assets.values():
+                asset.href = self.sign(asset.href, item.collection_id or "")
+
+
+def is_planetary(url: str) -> bool:
+    """True for Microsoft Planetary Computer STAC URLs."""
+    return "planetarycomputer" in (urlparse(url).hostname or "")
