@@ -1,0 +1,79 @@
+"""Parameter-free aggregators: mean, max and GeM pooling over patches, and Clay's own CLS token."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from clay_explore.aggregate.base import Aggregator, as_float
+
+#: GeM exponent: p=1 is the mean, p -> inf approaches the max of |x| (Radenovic et al. use 3).
+GEM_P = 3.0
+
+
+class MeanPool(Aggregator):
+    """Average of the patch tokens (what 'image embedding = mean' means in most tutorials)."""
+
+    name = "mean"
+
+    def __init__(self, *, dim: int, grid: int, out_dim: int | None = None):
+        super().__init__(dim=dim, grid=grid, out_dim=dim)
+
+    def forward(self, patches: Tensor, cls: Tensor, meta: Tensor) -> Tensor:
+        self.check_inputs(patches)
+        return as_float(patches).mean(dim=1)  # [B, D]
+
+
+class MaxPool(Aggregator):
+    """Channel-wise maximum over patches (keeps the strongest response, loses the sign balance)."""
+
+    name = "max"
+
+    def __init__(self, *, dim: int, grid: int, out_dim: int | None = None):
+        super().__init__(dim=dim, grid=grid, out_dim=dim)
+
+    def forward(self, patches: Tensor, cls: Tensor, meta: Tensor) -> Tensor:
+        self.check_inputs(patches)
+        return as_float(patches).amax(dim=1)  # [B, D]
+
+
+class GeMPool(Aggregator):
+    """Generalised mean for signed tokens: sign(m) |m|^(1/p) with m = mean(sign(x) |x|^p).
+
+    Clay's tokens are LayerNorm outputs, so they are signed; the classic GeM (clamp to > 0 first)
+    would throw away every negative channel. The signed power mean keeps the sign and, for p > 1,
+    weights strong responses more than the plain mean does. p = 1 gives the mean exactly.
+    """
+
+    name = "gem"
+
+    def __init__(self, *, dim: int, grid: int, out_dim: int | None = None, p: float = GEM_P):
+        super().__init__(dim=dim, grid=grid, out_dim=dim)
+        if p <= 0:
+            raise ValueError(f"GeM exponent p must be > 0, got {p}")
+        self.p = float(p)
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "p": self.p}
+
+    def forward(self, patches: Tensor, cls: Tensor, meta: Tensor) -> Tensor:
+        self.check_inputs(patches)
+        x = as_float(patches)
+        m = (torch.sign(x) * x.abs().pow(self.p)).mean(dim=1)  # [B, D]
+        return torch.sign(m) * m.abs().pow(1.0 / self.p)
+
+
+class ClsToken(Aggregator):
+    """Clay's own image embedding: the encoder's CLS token (index 0 of its output)."""
+
+    name = "cls"
+
+    def __init__(self, *, dim: int, grid: int, out_dim: int | None = None):
+        super().__init__(dim=dim, grid=grid, out_dim=dim)
+
+    def forward(self, patches: Tensor, cls: Tensor, meta: Tensor) -> Tensor:
+        if cls.ndim != 2 or cls.shape[1] != self.dim:
+            raise ValueError(f"cls aggregator expects CLS tokens [B, {self.dim}], got {list(cls.shape)}")
+        return as_float(cls)

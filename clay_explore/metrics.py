@@ -1,0 +1,226 @@
+"""Metrics: reconstruction quality (PSNR, SSIM, spectral angle) and embedding-space structure
+(neighbourhood preservation, kNN agreement, label probes).
+
+Image metrics take physical units (reflectance for optical sensors) and an explicit data range,
+so numbers are comparable across chips and methods. They follow the textbook definitions that
+scikit-image implements (Wang et al. 2004 SSIM: 11-tap Gaussian, sigma 1.5, population
+covariance), which the tests check on known inputs.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from scipy.ndimage import gaussian_filter
+
+#: SSIM constants of Wang et al. (2004).
+SSIM_K1, SSIM_K2, SSIM_SIGMA = 0.01, 0.03, 1.5
+#: Gaussian window truncation giving the 11-tap window of the paper (radius 5 for sigma 1.5).
+SSIM_TRUNCATE = 3.5
+#: Smallest image side SSIM's window fits in.
+SSIM_MIN_SIDE = 2 * int(SSIM_TRUNCATE * SSIM_SIGMA + 0.5) + 1
+#: Neighbourhood size of NP@k.
+DEFAULT_K = 10
+#: PSNR reported for a perfect reconstruction (infinite in theory; JSON has no infinity).
+PSNR_CAP = 100.0
+
+
+# ---------------------------------------------------------------------------- image metrics
+def psnr(ref: np.ndarray, pred: np.ndarray, data_range: float, valid: np.ndarray | None = None) -> float:
+    """Peak signal-to-noise ratio in dB over the ``valid`` pixels: 10 log10(range^2 / MSE)."""
+    ref, pred = np.asarray(ref, np.float64), np.asarray(pred, np.float64)
+    mask = np.isfinite(ref) & np.isfinite(pred) if valid is None else valid
+    if not mask.any():
+        return float("nan")
+    mse = float(np.mean((ref[mask] - pred[mask]) ** 2))
+    if mse == 0.0:
+        return PSNR_CAP
+    return float(min(10.0 * np.log10(data_range**2 / mse), PSNR_CAP))
+
+
+def ssim(ref: np.ndarray, pred: np.ndarray, data_range: float) -> float:
+    """Mean structural similarity of two 2-D images (Gaussian window, border of the window cropped).
+
+    NaN pixels of ``ref`` (nodata) are replaced by ``pred`` there, so they neither help nor
+    hurt much; a band with no valid pixel gives NaN.
+    """
+    x, y = np.asarray(ref, np.float64), np.asarray(pred, np.float64)
+    if x.ndim != 2 or x.shape != y.shape:
+        raise ValueError(f"ssim needs two 2-D images of the same shape, got {x.shape} and {y.shape}")
+    nodata = ~np.isfinite(x)
+    if nodata.all():
+        return float("nan")
+    x = np.where(nodata, y, x)
+    radius = int(SSIM_TRUNCATE * SSIM_SIGMA + 0.5)
+    if min(x.shape) < 2 * radius + 1:
+        raise ValueError(f"ssim needs images of at least {2 * radius + 1} px a side, got {x.shape}")
+
+    def blur(a: np.ndarray) -> np.ndarray:
+        return gaussian_filter(a, sigma=SSIM_SIGMA, truncate=SSIM_TRUNCATE, mode="reflect")
+
+    ux, uy = blur(x), blur(y)
+    vx = blur(x * x) - ux * ux
+    vy = blur(y * y) - uy * uy
+    vxy = blur(x * y) - ux * uy
+    c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2
+    s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux**2 + uy**2 + c1) * (vx + vy + c2))
+    return float(s[radius:-radius, radius:-radius].mean())
+
+
+def per_band(metric, ref: np.ndarray, pred: np.ndarray, data_range: float | Sequence[float]) -> np.ndarray:
+    """Apply a 2-D metric to each band of [C, H, W] images -> [C]."""
+    ranges = np.broadcast_to(np.asarray(data_range, dtype=np.float64), (ref.shape[0],))
+    return np.array([metric(ref[c], pred[c], float(ranges[c])) for c in range(ref.shape[0])])
+
+
+def spectral_angle(ref: np.ndarray, pred: np.ndarray) -> float:
+    """Mean spectral angle in degrees between the per-pixel spectra of [C, H, W] images.
+
+    Pixels with nodata in any band, or with an all-zero spectrum, are skipped.
+    """
+    a = np.asarray(ref, np.float64).reshape(ref.shape[0], -1)  # [C, N]
+    b = np.asarray(pred, np.float64).reshape(pred.shape[0], -1)
+    na, nb = np.linalg.norm(a, axis=0), np.linalg.norm(b, axis=0)
+    ok = np.isfinite(a).all(0) & np.isfinite(b).all(0) & (na > 0) & (nb > 0)
+    if not ok.any():
+        return float("nan")
+    cos = (a[:, ok] * b[:, ok]).sum(0) / (na[ok] * nb[ok])
+    return float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))).mean())
+
+
+def image_metrics(ref: np.ndarray, pred: np.ndarray, data_range: float | Sequence[float]) -> dict[str, Any]:
+    """PSNR and SSIM per band (+ their means) and the spectral angle of one chip [C, H, W]."""
+    p = per_band(psnr, ref, pred, data_range)
+    if min(ref.shape[-2:]) < SSIM_MIN_SIDE:  # too small for the 11-px window
+        s = np.full(ref.shape[0], np.nan)
+    else:
+        s = per_band(ssim, ref, pred, data_range)
+    return {
+        "psnr": p.tolist(),
+        "ssim": s.tolist(),
+        "psnr_mean": float(np.nanmean(p)) if np.isfinite(p).any() else float("nan"),
+        "ssim_mean": float(np.nanmean(s)) if np.isfinite(s).any() else float("nan"),
+        "sam_deg": spectral_angle(ref, pred),
+    }
+
+
+# ---------------------------------------------------------------------------- embedding structure
+def pairwise_sq_dists(x: np.ndarray) -> np.ndarray:
+    """Squared Euclidean distances [N, N] between the rows of x [N, F] (float64)."""
+    x = np.asarray(x, np.float64).reshape(len(x), -1)
+    sq = (x * x).sum(1)
+    d = sq[:, None] + sq[None, :] - 2.0 * (x @ x.T)
+    np.maximum(d, 0.0, out=d)
+    np.fill_diagonal(d, 0.0)
+    return d
+
+
+def gram_to_sq_dists(gram: np.ndarray) -> np.ndarray:
+    """Squared distances from a Gram matrix (inner products) [N, N]."""
+    sq = np.diag(gram)
+    d = sq[:, None] + sq[None, :] - 2.0 * gram
+    np.maximum(d, 0.0, out=d)
+    np.fill_diagonal(d, 0.0)
+    return d
+
+
+def neighbour_sets(dists: np.ndarray, k: int) -> np.ndarray:
+    """Indices [N, k] of each row's k nearest others (self excluded; ties broken by index)."""
+    d = np.array(dists, dtype=np.float64, copy=True)
+    np.fill_diagonal(d, np.inf)
+    return np.argsort(d, axis=1, kind="stable")[:, :k]
+
+
+def effective_k(n: int, k: int = DEFAULT_K) -> int:
+    """k, reduced to n-1 when there are fewer than k+1 points."""
+    return max(0, min(k, n - 1))
+
+
+def neighbourhood_preservation(dists_a: np.ndarray, dists_b: np.ndarray, k: int = DEFAULT_K) -> float:
+    """NP@k: mean share of each point's k nearest neighbours under A that are also its k nearest under B."""
+    n = len(dists_a)
+    k = effective_k(n, k)
+    if k == 0:
+        return float("nan")
+    na, nb = neighbour_sets(dists_a, k), neighbour_sets(dists_b, k)
+    overlap = [len(np.intersect1d(na[i], nb[i], assume_unique=True)) for i in range(n)]
+    return float(np.mean(overlap) / k)
+
+
+def knn_agreement(vectors: Mapping[str, np.ndarray], k: int = DEFAULT_K) -> dict[str, dict[str, float]]:
+    """NP@k between every pair of methods' image vectors (symmetric; 1.0 on the diagonal)."""
+    dists = {name: pairwise_sq_dists(v) for name, v in vectors.items()}
+    names = list(dists)
+    out: dict[str, dict[str, float]] = {a: {} for a in names}
+    for i, a in enumerate(names):
+        for b in names[i:]:
+            v = neighbourhood_preservation(dists[a], dists[b], k)
+            out[a][b] = out[b][a] = v
+    return out
+
+
+# ---------------------------------------------------------------------------- label probes
+def primary_labels(labels: Sequence[Any]) -> list[str | None]:
+    """First label of each chip from strings like '["a", "b"]', 'a; b' or 'a|b' (None when absent)."""
+    out: list[str | None] = []
+    for raw in labels:
+        if isinstance(raw, (list, tuple, np.ndarray)):
+            items = [str(t).strip() for t in raw if str(t).strip()]
+            out.append(items[0] if items else None)
+            continue
+        if raw is None or (isinstance(raw, float) and np.isnan(raw)) or str(raw).strip() == "":
+            out.append(None)
+            continue
+        text = str(raw).strip()
+        items: list[str]
+        if text.startswith("["):
+            try:
+                items = [str(t) for t in json.loads(text)]
+            except json.JSONDecodeError:
+                items = [text]
+        else:
+            items = [t for t in text.replace("|", ";").split(";")]
+        items = [t.strip() for t in items if t.strip()]
+        out.append(items[0] if items else None)
+    return out
+
+
+#: Folds of the probe's cross-validation (fewer when a class is small).
+PROBE_FOLDS = 5
+#: Neighbours of the kNN probe.
+PROBE_KNN = 5
+
+
+def label_probe(vectors: np.ndarray, labels: Sequence[str | None], seed: int = 0) -> dict[str, Any] | None:
+    """Cross-validated kNN and logistic-regression accuracy of predicting each chip's label.
+
+    Returns None when there are not at least two classes with two labelled chips each.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    lab = np.array([x if x is not None else "" for x in labels], dtype=object)
+    keep = lab != ""
+    classes, counts = np.unique(lab[keep], return_counts=True)
+    usable = set(classes[counts >= 2])
+    keep &= np.isin(lab, list(usable))
+    if len(usable) < 2:
+        return None
+    x, y = np.asarray(vectors, np.float64)[keep], lab[keep].astype(str)
+    folds = int(min(PROBE_FOLDS, np.unique(y, return_counts=True)[1].min()))
+    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    knn = make_pipeline(StandardScaler(), KNeighborsClassifier(n_neighbors=min(PROBE_KNN, len(y) - len(y) // folds)))
+    logreg = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    return {
+        "n_chips": int(len(y)),
+        "n_classes": int(len(usable)),
+        "folds": folds,
+        "knn_accuracy": float(cross_val_score(knn, x, y, cv=cv).mean()),
+        "logreg_accuracy": float(cross_val_score(logreg, x, y, cv=cv).mean()),
+        "chance": float(np.unique(y, return_counts=True)[1].max() / len(y)),
+    }

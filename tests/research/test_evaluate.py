@@ -1,0 +1,66 @@
+"""Evaluation stage and the CLI: evaluation.json, vectors.zarr, honesty, the four commands."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from click.testing import CliRunner
+
+from clay_explore.cli.main import cli
+from clay_explore.evaluate import evaluate_workspace
+from clay_explore.fit import fit_method
+from clay_explore.workspace import EVALUATION, VECTORS_ZARR, Workspace
+
+
+def test_evaluate_writes_every_method(generated_embedded, copy_ws, tiny_model):
+    root = copy_ws(generated_embedded)
+    for method in ("mean", "linear"):
+        fit_method(root, method, model=tiny_model, epochs=1, batch_size=5, show_progress=False)
+    report = evaluate_workspace(root, model=tiny_model, batch_size=4, show_progress=False)
+    ws = Workspace.open(root)
+    assert json.loads(ws.path(EVALUATION).read_text()) == report
+    assert report["model"]["untrained"] is True and "untrained" in report["model"]["note"]
+    assert report["data_range"]["value"] == 1.0 and report["k"] == 9  # 10 chips -> k = n - 1
+    methods = report["methods"]
+    assert {"full", "cls_only", "mean", "linear", "max", "gem", "cls"} <= set(methods)
+    for name in ("full", "cls_only", "mean", "linear"):
+        rec = methods[name]["reconstruction"]["all"]
+        assert rec["n_chips"] == 10 and len(rec["psnr_per_band"]) == len(ws.bands) == len(rec["ssim_per_band"])
+        assert np.isfinite(rec["psnr"]) and -1 <= rec["ssim"] <= 1 and rec["sam_deg"] >= 0
+    assert methods["linear"]["reconstruction"]["val"]["n_chips"] == 2
+    assert methods["linear"]["kind"] == "learned" and methods["mean"]["kind"] == "parameter-free"
+    assert methods["linear"]["fit_seconds"] > 0 and methods["linear"]["n_params"]["aggregator"] > 0
+    assert methods["max"]["reconstruction"] is None  # no expander fitted for max
+    for name in ("mean", "linear", "max", "gem", "cls"):
+        assert 0.0 <= methods[name]["np_at_k"] <= 1.0
+        assert methods[name]["probe"] is not None  # generated chips carry labels
+        vec = ws.open_array(VECTORS_ZARR, name)
+        assert vec.shape == (10, methods[name]["vector_dim"])
+    assert report["knn_agreement"]["mean"]["linear"] == report["knn_agreement"]["linear"]["mean"]
+    assert ws.stage("evaluate")["status"] == "complete"
+
+
+def test_cli_embed_fit_evaluate_reconstruct(generated_template, copy_ws, tiny_checkpoint, tmp_path):
+    root = str(copy_ws(generated_template))
+    runner = CliRunner()
+    ck = str(tiny_checkpoint)
+
+    def run(*args):
+        result = runner.invoke(cli, list(args), catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result
+
+    out = run("embed", "--workspace", root, "--checkpoint", ck, "--batch-size", "5")
+    assert "embedded 10 chips" in out.output and "untrained" in out.output
+    out = run("fit", "--workspace", root, "--method", "attention", "--epochs", "1", "--seed", "3", "--json")
+    fitted = json.loads(out.output[out.output.index("{") : out.output.rindex("}") + 1])
+    assert fitted["method"] == "attention" and fitted["seed"] == 3
+    out = run("evaluate", "--workspace", root, "--json")
+    report = json.loads(out.output[out.output.index("{") : out.output.rindex("}") + 1])
+    assert "attention" in report["methods"]
+    png = tmp_path / "chip.png"
+    out = run("reconstruct", "--workspace", root, "--chip", "chip-002", "--out", str(png))
+    assert png.exists() and "attention" in out.output
+    bad = runner.invoke(cli, ["reconstruct", "--workspace", root, "--chip", "zzz", "--out", str(png)])
+    assert bad.exit_code == 2 and "No chip 'zzz'" in bad.output

@@ -1,0 +1,141 @@
+"""Metrics agree with scikit-image / scikit-learn on known inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+from sklearn.metrics.pairwise import cosine_similarity
+from sklearn.neighbors import NearestNeighbors
+
+from clay_explore.metrics import (
+    image_metrics,
+    knn_agreement,
+    label_probe,
+    neighbour_sets,
+    neighbourhood_preservation,
+    pairwise_sq_dists,
+    primary_labels,
+    psnr,
+    spectral_angle,
+    ssim,
+)
+
+
+@pytest.fixture
+def images():
+    rng = np.random.default_rng(1)
+    ref = rng.uniform(0.0, 0.6, size=(3, 40, 48))
+    pred = np.clip(ref + rng.normal(scale=0.05, size=ref.shape), 0, 1)
+    return ref, pred
+
+
+def test_psnr_matches_skimage(images):
+    ref, pred = images
+    for c in range(ref.shape[0]):
+        assert psnr(ref[c], pred[c], 1.0) == pytest.approx(
+            peak_signal_noise_ratio(ref[c], pred[c], data_range=1.0), rel=1e-10
+        )
+    assert psnr(ref[0], ref[0], 1.0) == 100.0  # capped, finite for JSON
+
+
+def test_psnr_skips_nodata(images):
+    ref, pred = images
+    holed = ref[0].copy()
+    holed[:5] = np.nan
+    expected = peak_signal_noise_ratio(ref[0][5:], pred[0][5:], data_range=1.0)
+    assert psnr(holed, pred[0], 1.0) == pytest.approx(expected, rel=1e-10)
+
+
+def test_ssim_matches_skimage(images):
+    ref, pred = images
+    for c in range(ref.shape[0]):
+        expected = structural_similarity(
+            ref[c], pred[c], data_range=1.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
+        )
+        assert ssim(ref[c], pred[c], 1.0) == pytest.approx(expected, rel=1e-9, abs=1e-12)
+    assert ssim(ref[0], ref[0], 1.0) == pytest.approx(1.0)
+
+
+def test_spectral_angle_known_values_and_sklearn(images):
+    a = np.zeros((3, 2, 2))
+    a[0] = 1.0
+    b = np.zeros((3, 2, 2))
+    b[1] = 1.0
+    assert spectral_angle(a, b) == pytest.approx(90.0)
+    assert spectral_angle(a, 3.0 * a) == pytest.approx(0.0, abs=1e-6)
+    ref, pred = images
+    cos = np.diag(cosine_similarity(ref.reshape(3, -1).T, pred.reshape(3, -1).T))
+    assert spectral_angle(ref, pred) == pytest.approx(np.degrees(np.arccos(np.clip(cos, -1, 1))).mean(), rel=1e-9)
+
+
+def test_image_metrics_bundle(images):
+    ref, pred = images
+    m = image_metrics(ref, pred, 1.0)
+    assert len(m["psnr"]) == len(m["ssim"]) == 3
+    assert m["psnr_mean"] == pytest.approx(np.mean(m["psnr"]))
+
+
+def test_neighbour_sets_match_sklearn():
+    x = np.random.default_rng(2).normal(size=(40, 6))
+    ours = neighbour_sets(pairwise_sq_dists(x), 10)
+    theirs = NearestNeighbors(n_neighbors=11).fit(x).kneighbors(x, return_distance=False)[:, 1:]
+    for i in range(len(x)):
+        assert set(ours[i]) == set(theirs[i])
+
+
+def test_neighbourhood_preservation_known_values():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(50, 5))
+    d = pairwise_sq_dists(x)
+    assert neighbourhood_preservation(d, d, 10) == 1.0
+    assert neighbourhood_preservation(d, pairwise_sq_dists(2 * x + 1), 10) == 1.0  # similarity-invariant
+    # against sklearn neighbour sets of an unrelated embedding
+    y = rng.normal(size=(50, 5))
+    nx = NearestNeighbors(n_neighbors=11).fit(x).kneighbors(x, return_distance=False)[:, 1:]
+    ny = NearestNeighbors(n_neighbors=11).fit(y).kneighbors(y, return_distance=False)[:, 1:]
+    expected = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(nx, ny, strict=True)])
+    assert neighbourhood_preservation(d, pairwise_sq_dists(y), 10) == pytest.approx(expected)
+    # fewer points than k+1: k shrinks to n-1, so everything is a neighbour
+    assert neighbourhood_preservation(d[:5, :5], pairwise_sq_dists(y[:5]), 10) == 1.0
+
+
+def test_knn_agreement_is_symmetric():
+    rng = np.random.default_rng(4)
+    v = {"a": rng.normal(size=(30, 4)), "b": rng.normal(size=(30, 8))}
+    out = knn_agreement(v, k=5)
+    assert out["a"]["a"] == 1.0 and out["a"]["b"] == out["b"]["a"]
+
+
+def test_primary_labels_parses_every_form():
+    raw = ['["Pastures", "Forest"]', "water; sand", "a|b", None, "", ["x", "y"], np.array(["z"])]
+    assert primary_labels(raw) == ["Pastures", "water", "a", None, None, "x", "z"]
+
+
+def test_label_probe_separable_and_degenerate():
+    rng = np.random.default_rng(5)
+    x = np.concatenate([rng.normal(0, 1, (12, 4)), rng.normal(6, 1, (12, 4))])
+    y = ["a"] * 12 + ["b"] * 12
+    out = label_probe(x, y)
+    assert out["knn_accuracy"] == pytest.approx(1.0) and out["logreg_accuracy"] == pytest.approx(1.0)
+    assert out["chance"] == 0.5 and out["n_classes"] == 2
+    assert label_probe(x, ["a"] * 24) is None
+    assert label_probe(x, ["a"] + [None] * 23) is None
+
+
+def test_full_token_sketch_keeps_neighbourhoods():
+    """Wide tokens are sketched per token (D -> 64) for the reference distances; neighbours survive."""
+    import torch
+
+    from clay_explore.evaluate import SKETCH_DIM, _Sketch
+
+    rng = np.random.default_rng(6)
+    centres = rng.normal(size=(5, 1, 16, 256))
+    tokens = (centres + 0.3 * rng.normal(size=(5, 8, 16, 256))).reshape(40, 16, 256).astype(np.float32)
+    sketch = _Sketch(256)
+    assert not sketch.exact and sketch(torch.from_numpy(tokens)).shape == (40, 16 * SKETCH_DIM)
+    exact = pairwise_sq_dists(tokens.reshape(40, -1))
+    approx = pairwise_sq_dists(sketch(torch.from_numpy(tokens)))
+    assert neighbourhood_preservation(exact, approx, 7) == 1.0  # each chip's 7 cluster mates
+    np.testing.assert_allclose(approx[exact > 0] / exact[exact > 0], 1.0, atol=0.25)
+    assert _Sketch(64).exact
