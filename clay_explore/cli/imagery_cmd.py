@@ -108,7 +108,8 @@ def register(group: click.Group) -> None:
             rec = ingest_geotiff(file, workspace, sensor=sensor, bands=_csv(bands), file_bands=_csv(file_bands),
                                  date=date, chip_size=chip_size, stride=stride, min_valid=min_valid,
                                  nodata=nodata, progress=bar)
-        note = f"Bands: {rec.get('band_map')}; date: {rec.get('datetime') or 'unknown'} (from {rec.get('date_from')})."
+        note = (f"Bands: {rec.get('band_map')}; values: {rec.get('values')}; "
+                f"date: {rec.get('datetime') or 'unknown'} (from {rec.get('date_from')}).")
         _report(rec, workspace, as_json, note)
 
     @group.command("demo")

@@ -38,6 +38,8 @@ NATIVE_LAYOUTS: dict[str, dict[int, tuple[str | None, ...]]] = {
         6: ("blue", "green", "red", "nir08", "swir16", "swir22"),        # SR_B2..SR_B7
     },
     "landsat-c2l1": {
+        # B1..B11 (coastal, B2-B7, pan, cirrus, two thermal)
+        11: (None, "blue", "green", "red", "nir08", "swir16", "swir22", None, None, None, None),
         7: (None, "blue", "green", "red", "nir08", "swir16", "swir22"),
         6: ("blue", "green", "red", "nir08", "swir16", "swir22"),
     },
@@ -60,13 +62,19 @@ def _lookup(sensor: Sensor, token: str) -> str | None:
         return None
 
 
+def _zero_pad(token: str) -> str:
+    """'B2' -> 'B02', 'SR_B4' unchanged: band numbers are written both ways."""
+    m = re.fullmatch(r"([Bb])(\d)", token)
+    return f"{m[1]}0{m[2]}" if m else token
+
+
 def _from_labels(sensor: Sensor, labels: Sequence[str | None]) -> list[str | None] | None:
     """Map descriptions like 'B02 blue' / 'SR_B4' to band names; None when they say nothing."""
     out: list[str | None] = []
     for label in labels:
         found = None
         for token in re.split(r"[\s,;:/|]+", label or ""):
-            if token and (found := _lookup(sensor, token)):
+            if token and (found := _lookup(sensor, token) or _lookup(sensor, _zero_pad(token))):
                 break
         out.append(found)
     if not any(out):

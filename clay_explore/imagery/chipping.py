@@ -6,10 +6,11 @@ walks a regular grid of windows (``stride`` apart), pads edge chips with NaN, re
 valid and cloud fraction, drops chips below/above the thresholds and writes the kept ones into
 ``chips.zarr/pixels`` in batches. Memory is bounded by one batch of chips, not by the scene.
 
-Resume: a progress record (``chips.progress.json``) lists each window already decided (kept at
-row k, or dropped and why); it is written atomically *after* the chip pixels and
-``Workspace.mark_done``, so a crash never leaves a chip that later reads as valid, and re-running
-the same command skips the finished windows.
+Resume: a progress log (``chips.progress.jsonl``) gets one appended line per batch listing each
+window decided in it (kept at row k, or dropped and why); the line is appended and fsynced *after*
+the chip pixels and ``Workspace.mark_done``, so a crash never leaves a chip that later reads as
+valid (a torn last line is ignored and its batch redone), and re-running the same command skips
+the finished windows. Appending keeps the cost per batch constant, however large the scene.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,14 +27,16 @@ from typing import Any, Callable, Iterator, Protocol, Sequence
 import numpy as np
 
 from clay_explore.errors import CancelledError, ImageryError, NoScenesError, WorkspaceError
-from clay_explore.workspace import CHIP_TABLE, CHIPS_ZARR, Workspace
+from clay_explore.workspace import CHIP_TABLE, CHIPS_ZARR, Workspace, atomic_write_bytes
 
 PIXELS = "pixels"
-PROGRESS = "chips.progress.json"
+PROGRESS = "chips.progress.jsonl"
 STAGE = "chips"
 DEFAULT_MIN_VALID = 0.5        # drop chips with less than half of their pixels valid
 DEFAULT_MAX_CHIP_CLOUD = 0.5   # drop chips with more than half of their valid pixels cloudy
-DEFAULT_BATCH = 8              # chips held in memory at once
+MIN_BATCH = 8                  # chips held in memory at once, at least ...
+MAX_BATCH = 1024               # ... and at most
+BATCH_BYTES = 32 * 2**20       # ... and otherwise about this many bytes of chip pixels
 GDAL_CACHE_BYTES = 64 * 2**20  # GDAL's block cache would otherwise grow to 5% of RAM with the scene
 FOOTPRINT_POINTS = 8           # points per chip edge when projecting footprints to EPSG:4326
 METRES_PER_DEGREE = 111_320.0
@@ -75,7 +79,7 @@ class ChipSettings:
     stride: int | None = None
     min_valid: float = DEFAULT_MIN_VALID
     max_chip_cloud: float = DEFAULT_MAX_CHIP_CLOUD
-    batch: int = DEFAULT_BATCH
+    batch: int | None = None     # chips per write; None = from BATCH_BYTES (see batch_for)
 
     def __post_init__(self) -> None:
         check_chip_size(self.chip_size)
@@ -87,6 +91,16 @@ class ChipSettings:
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ImageryError(f"{name} = {v} must be a fraction between 0 and 1.")
+
+
+def batch_for(chip_size: int, n_bands: int) -> int:
+    """Chips per batch: about BATCH_BYTES of float32 pixels, within [MIN_BATCH, MAX_BATCH].
+
+    Small chips get large batches so the per-batch bookkeeping (done list, progress log, fsync)
+    stays cheap for scenes with tens of thousands of windows; memory stays bounded.
+    """
+    per_chip = 4 * max(1, n_bands) * chip_size * chip_size
+    return int(min(MAX_BATCH, max(MIN_BATCH, BATCH_BYTES // per_chip)))
 
 
 def check_chip_size(chip_size: int) -> int:
@@ -175,7 +189,7 @@ def chip_source(
 
     chip = settings.chip_size
     windows = chip_grid(src.height, src.width, chip, int(settings.stride))
-    state = ws.read_json(PROGRESS) or {}
+    state = read_progress(ws)
     if state and state.get("fingerprint") != fp:
         raise WorkspaceError(
             f"Workspace {ws.root} holds unfinished chips of another source or settings. Re-run that command "
@@ -183,6 +197,8 @@ def chip_source(
         )
     records: dict[int, dict[str, Any]] = {int(k): v for k, v in state.get("windows", {}).items()}
     next_row = int(state.get("next_row", 0))
+    if not state:
+        _start_progress(ws, fp)
     attrs = _array_attrs(src, settings)
     arr = ws.create_array(CHIPS_ZARR, PIXELS, shape=(len(windows), len(src.bands), chip, chip),
                           dtype="float32", attrs=attrs)
@@ -206,16 +222,74 @@ def _bounded_gdal_cache() -> Iterator[None]:
         yield
 
 
+def read_progress(ws: Workspace) -> dict[str, Any]:
+    """The progress log folded into {"fingerprint", "next_row", "windows"}; {} when there is none.
+
+    A line that does not parse (a write torn by a crash) ends the log: its batch is redone.
+    """
+    path = ws.path(PROGRESS)
+    if not path.exists():
+        return {}
+    state: dict[str, Any] = {"windows": {}}
+    good = 0
+    with open(path, "rb") as f:
+        for line in f:
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                break
+            if not line.endswith(b"\n"):
+                break
+            good += len(line)
+            if "fingerprint" in rec:
+                state["fingerprint"] = rec["fingerprint"]
+            state["windows"].update(rec.get("windows", {}))
+            state["next_row"] = rec.get("next_row", state.get("next_row", 0))
+    if good < path.stat().st_size:  # drop the torn tail so later appends start on a clean line
+        with open(path, "r+b") as f:
+            f.truncate(good)
+    return state if "fingerprint" in state else {}
+
+
+def _start_progress(ws: Workspace, fp: str) -> None:
+    """(Re-)start the progress log with its header line, atomically."""
+    atomic_write_bytes(ws.path(PROGRESS), json.dumps({"fingerprint": fp}).encode() + b"\n")
+
+
+def _append_progress(ws: Workspace, rec: dict[str, Any]) -> None:
+    """Append one line to the progress log and make it durable."""
+    with open(ws.path(PROGRESS), "ab") as f:
+        f.write(json.dumps(rec, separators=(",", ":")).encode() + b"\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def _chip_windows(ws, src, settings, windows, todo, records, next_row, arr, fp, progress, cancel) -> int:
-    """Read, judge and write the windows ``todo`` in batches; returns the next free output row."""
+    """Read, judge and write the windows ``todo`` in batches; returns the next free output row.
+
+    ``cancel`` is polled before every window; on cancel the windows already read are committed
+    first, so nothing finished is lost.
+    """
     chip = settings.chip_size
-    for start in range(0, len(todo), settings.batch):
+    size = settings.batch or batch_for(chip, len(src.bands))
+    done_before = len(windows) - len(todo)
+    kept_rows: list[int] = []
+    decided: dict[str, dict[str, Any]] = {}
+
+    def commit() -> None:
+        if kept_rows:
+            ws.mark_done(CHIPS_ZARR, PIXELS, kept_rows)
+        if decided:
+            _append_progress(ws, {"next_row": next_row, "windows": dict(decided)})
+        kept_rows.clear()
+        decided.clear()
+
+    for n, i in enumerate(todo):
         if cancel is not None and cancel():
+            commit()
             raise CancelledError("Chipping cancelled; finished chips are kept. Run the same command to resume.")
-        batch = todo[start : start + settings.batch]
-        kept_rows = []
-        for i in batch:
-            r, c = windows[i]
+        r, c = windows[i]
+        try:
             wd = read_chip(src, r, c, chip)
             vf, cf = chip_fractions(wd.data, wd.cloud)
             dropped = "nodata" if vf < settings.min_valid or vf == 0 else (
@@ -223,18 +297,22 @@ def _chip_windows(ws, src, settings, windows, todo, records, next_row, arr, fp, 
             out_row = None
             if dropped is None:
                 out_row = next_row
-                arr[out_row] = wd.data   # [C, chip, chip]
-                kept_rows.append(out_row)
-                next_row += 1
-            records[i] = {"row": r, "col": c, "out_row": out_row, "valid_fraction": vf, "cloud_fraction": cf,
-                          "source": wd.source, "datetime": wd.datetime.isoformat() if wd.datetime else None,
-                          "dropped": dropped}
-        if kept_rows:
-            ws.mark_done(CHIPS_ZARR, PIXELS, kept_rows)
-        ws.write_json(PROGRESS, {"fingerprint": fp, "next_row": next_row,
-                                 "windows": {str(k): v for k, v in records.items()}})
-        if progress:
-            progress(len(windows) - len(todo) + start + len(batch), len(windows))
+                arr[out_row] = wd.data   # [C, chip, chip]; a row half-written here is not yet recorded
+        except BaseException:            # Ctrl-C, network failure...: keep the windows finished so far
+            commit()
+            raise
+        if out_row is not None:
+            kept_rows.append(out_row)
+            next_row += 1
+        records[i] = {"row": r, "col": c, "out_row": out_row, "valid_fraction": vf, "cloud_fraction": cf,
+                      "source": wd.source, "datetime": wd.datetime.isoformat() if wd.datetime else None,
+                      "dropped": dropped}
+        decided[str(i)] = records[i]
+        if len(decided) >= size:
+            commit()
+        if progress and ((n + 1) % MIN_BATCH == 0 or n + 1 == len(todo)):
+            progress(done_before + n + 1, len(windows))
+    commit()
     return next_row
 
 
@@ -274,7 +352,7 @@ def _finish(ws, src, settings, windows, records, n_kept, arr, stage_info) -> dic
             )
         raise NoScenesError(
             f"Every chip was dropped: none of the {len(windows)} windows has {settings.min_valid:.0%} valid "
-            "pixels. Check that the area overlaps the imagery, or lower --min-valid."
+            f"pixels. {_small_scene_hint(src, settings) or 'Check that the area overlaps the imagery, or lower --min-valid.'}"
         )
     if arr.shape[0] != n_kept:
         arr.resize((n_kept, *arr.shape[1:]))
@@ -282,6 +360,17 @@ def _finish(ws, src, settings, windows, records, n_kept, arr, stage_info) -> dic
     ws.write_table(CHIP_TABLE, table)
     ws.set_stage(STAGE, status="complete", **counts, **stage_info)
     return ws.stage(STAGE)
+
+
+def _small_scene_hint(src: RasterSource, settings: ChipSettings) -> str:
+    """A sentence suggesting a smaller --chip-size when the scene is smaller than one chip."""
+    side = min(src.height, src.width)
+    if side >= settings.chip_size:
+        return ""
+    fit = side - side % 8
+    better = f"use --chip-size {fit} (a multiple of 8 that fits) or " if fit >= 8 else ""
+    return (f"The scene is {src.height} x {src.width} px, smaller than one {settings.chip_size} px chip: "
+            f"{better}lower --min-valid to keep the padded chip.")
 
 
 def gsd_metres(crs: Any, transform: Any, lat: float) -> float:

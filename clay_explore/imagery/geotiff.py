@@ -1,7 +1,9 @@
 """Local GeoTIFF / COG ingest through rioxarray, read window by window.
 
 Band order comes from the sensor registry (see :mod:`clay_explore.imagery.bands`), overridable;
-the date from the option, the file's tags or its name; the file's nodata value becomes NaN.
+the date from the option, the file's tags or its name; the file's nodata value (and an extra
+alpha band's transparent pixels) become NaN; a declared scale/offset or Sentinel-2 baseline offset
+is applied so values are on the registry's DN scale (:mod:`clay_explore.imagery.dn`).
 The grid's gsd is taken from the file's transform, not from the registry.
 """
 
@@ -18,6 +20,7 @@ import numpy as np
 from clay_explore.errors import ImageryError
 from clay_explore.imagery.bands import BandMap, resolve_band_map
 from clay_explore.imagery.chipping import ChipSettings, WindowData, band_scale, chip_source
+from clay_explore.imagery.dn import dn_rescale
 from clay_explore.sensors import Sensor, get_sensor
 
 #: Tags that may hold the acquisition date/time, most specific first.
@@ -125,18 +128,29 @@ class GeoTiffSource:
             )
         self.height, self.width = int(da.shape[1]), int(da.shape[2])
         tags = {str(k): str(v) for k, v in da.attrs.items()}
+        meta = _band_meta(self.path)
+        tags.update(meta["tags"])
+        count = int(da.shape[0])
+        # an extra last band tagged alpha (RGBA aerial imagery) is a mask, not a sensor band
+        self._alpha = count - 1 if (file_bands is None and count == len(sensor.bands) + 1
+                                    and meta["colorinterp"][-1] == "alpha") else None
+        n_data = count - (self._alpha is not None)
         descriptions = da.attrs.get("long_name")
         if isinstance(descriptions, str):
             descriptions = (descriptions,)
+        descriptions = tuple(descriptions)[:n_data] if descriptions else ()
         self.sensor = sensor
         self.band_map: BandMap = resolve_band_map(
-            sensor, int(da.shape[0]), file_bands=file_bands,
-            descriptions=tuple(descriptions) if descriptions else (),
+            sensor, n_data, file_bands=file_bands, descriptions=descriptions,
             band_order_tag=tags.get("BAND_ORDER"), select=select,
         )
         self.bands = self.band_map.names
         self.scale, self.offset = band_scale(sensor, self.bands)
         self.nodata = nodata if nodata is not None else da.rio.nodata
+        idx = [i - 1 for i in self.band_map.indexes]
+        rescale, self.rescale_note = dn_rescale(
+            sensor, [meta["scales"][i] for i in idx], [meta["offsets"][i] for i in idx], tags, self.path)
+        self._rescale = None if all(ab == (1.0, 0.0) for ab in rescale) else np.asarray(rescale, np.float32)
         self.datetime = parse_date(date) if date else (date_from_tags(tags) or date_from_name(self.path))
         self.date_from = "option" if date else ("tags" if date_from_tags(tags) else
                                                 ("file name" if self.datetime else "unknown"))
@@ -147,17 +161,40 @@ class GeoTiffSource:
         st = self.path.stat()
         return {"kind": "file", "path": str(self.path.resolve()), "size": st.st_size,
                 "mtime": int(st.st_mtime), "bands": self.band_map.how, "datetime":
-                self.datetime.isoformat() if self.datetime else None}
+                self.datetime.isoformat() if self.datetime else None, "values": self.rescale_note,
+                "alpha_mask": self._alpha is not None}
 
     def read(self, row: int, col: int, height: int, width: int) -> WindowData:
-        win = self._da.isel(band=self._index, y=slice(row, row + height), x=slice(col, col + width))
-        data = np.asarray(win.values, dtype=np.float32)  # [C, h, w]
+        index = self._index + ([self._alpha] if self._alpha is not None else [])
+        win = self._da.isel(band=index, y=slice(row, row + height), x=slice(col, col + width))
+        data = np.asarray(win.values, dtype=np.float32)  # [C(+alpha), h, w]
+        if self._alpha is not None:
+            data, alpha = data[:-1], data[-1]
+            data[:, alpha == 0] = np.nan
         if self.nodata is not None and not np.isnan(self.nodata):
             data[data == np.float32(self.nodata)] = np.nan
+        if self._rescale is not None:  # onto the registry's DN scale; NaN stays NaN
+            a, b = self._rescale[:, 0, None, None], self._rescale[:, 1, None, None]
+            data = data * a + b
+            if (self._rescale[:, 1] < 0).any():
+                data = np.maximum(data, 0.0, where=np.isfinite(data), out=data)
         return WindowData(data, None, str(self.path.name), self.datetime)
 
     def close(self) -> None:
         self._da.close()
+
+
+def _band_meta(path: Path) -> dict[str, Any]:
+    """Per-band colour interpretation, GDAL scale/offset, and dataset + band tags of a raster."""
+    import rasterio
+
+    with rasterio.open(path) as ds:
+        tags = dict(ds.tags())
+        for i in ds.indexes:  # band-level tags such as BOA_ADD_OFFSET
+            for k, v in ds.tags(i).items():
+                tags.setdefault(k, v)
+        return {"colorinterp": [c.name for c in ds.colorinterp], "scales": list(ds.scales),
+                "offsets": list(ds.offsets), "tags": tags}
 
 
 def ingest_geotiff(
@@ -192,7 +229,7 @@ def ingest_geotiff(
             source={"kind": "file", "path": str(Path(path).resolve())},
             settings={"stride": settings.stride, "min_valid": min_valid, "max_chip_cloud": max_chip_cloud},
         )
-        info = {"band_map": src.band_map.how, "date_from": src.date_from,
+        info = {"band_map": src.band_map.how, "values": src.rescale_note, "date_from": src.date_from,
                 "datetime": src.datetime.isoformat() if src.datetime else None}
         return chip_source(ws, src, settings, info=info, progress=progress, cancel=cancel)
     finally:

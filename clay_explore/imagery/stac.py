@@ -14,6 +14,7 @@ are matched to registry bands through the registry's names/aliases and the asset
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -147,13 +148,22 @@ def search_scenes(
         return list(search.items())
 
     query = {"eo:cloud_cover": {"lte": float(max_cloud)}} if use_cloud else None
-    items = _api_call(lambda: run(query), stac_url, policy)
+    found = _api_call(lambda: run(query), stac_url, policy)
+    if use_cloud and not found:
+        # servers drop items without eo:cloud_cover from a `query`; such items are still usable
+        found = _api_call(lambda: run(None), stac_url, policy)
+    items = found
     if use_cloud:  # also filter here: not every server honours `query`
-        items = [it for it in items if _cloud(it) is None or _cloud(it) <= float(max_cloud)]
+        items = [it for it in found if _cloud(it) is None or _cloud(it) <= float(max_cloud)]
     if not items:
-        _explain_empty(aoi, d0, d1, collection, max_cloud if use_cloud else None, stac_url,
-                       lambda: _api_call(lambda: run(None), stac_url, policy))
-    return sorted(items, key=lambda it: (_cloud(it) if _cloud(it) is not None else 0.0, str(it.datetime)))
+        _explain_empty(aoi, d0, d1, collection, max_cloud if use_cloud else None, stac_url, found)
+    # least cloudy first; unknown cloud cover after every known one
+    return sorted(items, key=lambda it: (_cloud(it) is None, _cloud(it) or 0.0, _when(it)))
+
+
+def _when(item) -> str:
+    """Sortable acquisition time: datetime, else start_datetime (items may have datetime null)."""
+    return str(item.datetime or item.properties.get("start_datetime") or "")
 
 
 def _cloud(item) -> float | None:
@@ -161,12 +171,11 @@ def _cloud(item) -> float | None:
     return None if v is None else float(v)
 
 
-def _explain_empty(aoi, d0, d1, collection, max_cloud, url, search_all) -> None:
+def _explain_empty(aoi, d0, d1, collection, max_cloud, url, any_items) -> None:
     where = f"{collection} scenes over bbox {tuple(round(v, 4) for v in aoi.bbox)} between {d0} and {d1}"
     if max_cloud is not None:
-        any_items = search_all()
         if any_items:
-            least = min((_cloud(it) for it in any_items if _cloud(it) is not None), default=None)
+            least = min((_cloud(it) for it in any_items if _cloud(it) is not None), default=0.0)
             raise NoScenesError(
                 f"Found {len(any_items)} {where}, but all have more than {max_cloud:g}% cloud "
                 f"(least cloudy: {least:g}%). Raise --max-cloud to at least {int(np.ceil(least or 0))}, "
@@ -321,7 +330,7 @@ class StacMosaicSource:
         res = resolution or native_resolution(self._items[0], [v[1] for v in first.values()], sensor.gsd)
         self.resolution = float(res)
         self.scenes: list[_Scene] = []
-        geobox = None
+        geobox = at_least_one_chip(aoi, self.resolution, chip_size)  # None: the area's own grid
         for item in self._items:
             amap = asset_bands(item, sensor, self.bands)
             names = [amap[b][0] for b in self.bands]
@@ -339,7 +348,7 @@ class StacMosaicSource:
                 geobox = ds.odc.geobox
             ds = ds.isel(time=0)
             nod = [_nodata(item, amap[b][1], amap[b][2]) for b in self.bands]
-            when = item.datetime.astimezone(timezone.utc) if item.datetime else None
+            when = _item_time(item)
             self.scenes.append(_Scene(item, ds, names, nod, scl, boa_offset_dn(item, sensor), when))
         self.geobox = geobox
         self.crs = _rio_crs(geobox.crs)
@@ -399,6 +408,43 @@ class StacMosaicSource:
             clear |= valid & ~scene_cloud
         main = max(used, key=used.get) if used else ""
         return WindowData(out, cloud if self.has_cloud_mask else None, "+".join(used), when.get(main))
+
+
+def at_least_one_chip(aoi: AOI, resolution: float, chip_size: int):
+    """A grid centred on an area smaller than one chip, grown to one chip per side; else None.
+
+    Without it a tiny area yields a mostly padded chip that is dropped as 'too little valid data'
+    although the scene has pixels all around it.
+    """
+    from odc.geo.geobox import GeoBox
+    from odc.geo.geom import BoundingBox
+
+    crs = f"EPSG:{aoi.epsg}"
+    bb = BoundingBox(*aoi.bbox, crs="EPSG:4326").to_crs(crs)
+    side = chip_size * resolution
+    if bb.right - bb.left >= side and bb.top - bb.bottom >= side:
+        return None
+    cx, cy = (bb.left + bb.right) / 2, (bb.bottom + bb.top) / 2
+    half_w, half_h = max(bb.right - bb.left, side) / 2, max(bb.top - bb.bottom, side) / 2
+    x0 = math.floor((cx - half_w) / resolution) * resolution   # snap to whole pixels
+    y1 = math.ceil((cy + half_h) / resolution) * resolution
+    width = max(chip_size, math.ceil(2 * half_w / resolution))
+    height = max(chip_size, math.ceil(2 * half_h / resolution))
+    return GeoBox.from_bbox((x0, y1 - height * resolution, x0 + width * resolution, y1), crs,
+                            shape=(height, width))
+
+
+def _item_time(item) -> datetime | None:
+    """UTC acquisition time: ``datetime``, else the middle of start/end_datetime, else None."""
+    if item.datetime:
+        return item.datetime.astimezone(timezone.utc)
+    try:
+        t0 = datetime.fromisoformat(str(item.properties.get("start_datetime")).replace("Z", "+00:00"))
+        t1 = datetime.fromisoformat(str(item.properties.get("end_datetime")).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    mid = t0 + (t1 - t0) / 2
+    return (mid if mid.tzinfo else mid.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
 
 
 def _rio_crs(crs: Any):

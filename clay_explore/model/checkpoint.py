@@ -56,7 +56,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
             f"{_first_line(err)}). Only load checkpoints from sources you trust; get the official one with "
             "`clay-explore model download`."
         ) from err
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as err:
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, IndexError, zipfile.BadZipFile) as err:
         raise CheckpointError(
             f"Checkpoint {path} is truncated or corrupt ({_first_line(err)}). Delete it and download it again."
         ) from err

@@ -163,8 +163,12 @@ class ClayModel(nn.Module):
             raise ModelInputError(
                 f"Chip side {height} px is not a multiple of the patch size {p}. Use e.g. {max(p, height // p * p)} px."
             )
-        if not pixels.is_floating_point():
-            pixels = pixels.float()
+        pixels = pixels.float()  # the reference is tied to float32 (numpy gives float64 by default)
+        if not torch.isfinite(pixels).all():
+            raise ModelInputError(
+                "pixels contain NaN or infinite values (nodata?). Fill nodata first, e.g. with 0 after "
+                "normalising (the band mean)."
+            )
         time, latlon, gsd, waves = self._check_meta(batch, time, latlon, gsd, waves, pixels.device)
         if waves.shape[0] != bands:
             raise ModelInputError(
@@ -182,6 +186,8 @@ class ClayModel(nn.Module):
                 raise ModelInputError(
                     f"{name} must be [B, {width}] = {[batch, width]}, got {list(t.shape)}. Use zeros for unknown."
                 )
+        if not (torch.isfinite(time).all() and torch.isfinite(latlon).all()):
+            raise ModelInputError("time/latlon contain NaN or infinite values; use zeros for unknown metadata.")
         gsd = torch.as_tensor(gsd, dtype=torch.float32, device=device)
         if gsd.numel() != 1 or not torch.isfinite(gsd).all() or float(gsd.reshape(-1)[0]) <= 0:
             raise ModelInputError(f"gsd must be one positive number (metres) for the whole batch, got {gsd.tolist()}.")

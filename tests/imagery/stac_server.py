@@ -254,8 +254,12 @@ def _match(item: dict[str, Any], p: dict[str, Any]) -> bool:
         start, end = (_parse_dt(parts[0]), _parse_dt(parts[-1]))
         if len(parts) == 1 and start is not None and len(parts[0]) == 10:
             end = start.replace(hour=23, minute=59, second=59)
-        t = _parse_dt(item["properties"]["datetime"])
-        if (start and t < start) or (end and t > end):
+        props = item["properties"]
+        if props.get("datetime"):
+            t0 = t1 = _parse_dt(props["datetime"])
+        else:  # STAC: datetime null, range in start_datetime/end_datetime (either may be open)
+            t0, t1 = _parse_dt(props.get("start_datetime") or ""), _parse_dt(props.get("end_datetime") or "")
+        if (start and t1 and t1 < start) or (end and t0 and t0 > end):
             return False
     for prop, ops in (p.get("query") or {}).items():
         v = item["properties"].get(prop)
@@ -383,7 +387,8 @@ class _Handler(BaseHTTPRequestHandler):
         b = self._base()
         boxes = [it["bbox"] for it in self.ctx.items if it["collection"] == cid]
         bbox = [min(x[0] for x in boxes), min(x[1] for x in boxes), max(x[2] for x in boxes), max(x[3] for x in boxes)]
-        times = sorted(it["properties"]["datetime"] for it in self.ctx.items if it["collection"] == cid)
+        times = sorted(it["properties"].get("datetime") or it["properties"].get("start_datetime") or ""
+                       for it in self.ctx.items if it["collection"] == cid)
         return {
             "type": "Collection", "stac_version": "1.0.0", "id": cid, "description": f"{cid} (test)",
             "license": "various", "extent": {"spatial": {"bbox": [bbox]}, "temporal": {"interval": [[times[0], times[-1]]]}},

@@ -55,7 +55,6 @@ def test_fetch_removes_boa_offset_and_keeps_scale(gen_stac_server, gen_scene_dir
     assert (table["cloud_fraction"] == 0).all() and (table["gsd"] == 10.0).all()
     assert str(table["datetime"].iloc[0]) == "2023-06-10 10:20:00+00:00"
     raw = s2_scene((200, 300), seed=1, offset_dn=1000).astype(np.float32)
-    r, c = int(table["row"].iloc[0]), int(table["col"].iloc[0])
     # the chip grid starts where the bbox snaps; find the chip's pixel offset in scene A
     x, y = table["transform"].iloc[0][2], table["transform"].iloc[0][5]
     col0, row0 = int(round((x - X0) / 10)), int(round((Y0 - y) / 10))

@@ -123,3 +123,28 @@ def test_fast_mode_is_close(small_model):
     cos = torch.nn.functional.cosine_similarity(a[:, 0], b[:, 0], dim=-1)
     assert cos.min() > 0.99
     assert b.dtype == torch.float32
+
+
+def test_float64_and_float16_pixels_are_cast(small_model):
+    t, ll, gsd, waves = _meta(1)
+    x = torch.randn(1, 3, 16, 16)
+    with torch.inference_mode():
+        ref = small_model.encode(x, t, ll, gsd, waves)
+        for dtype in (torch.float64, torch.float16):
+            out = small_model.encode(x.to(dtype), t, ll, gsd, waves)
+            torch.testing.assert_close(out, ref, rtol=1e-2, atol=1e-2)
+        import numpy as np
+
+        out = small_model.encode(x.numpy().astype(np.float64), t.numpy(), ll.numpy(), 10.0, waves.numpy())
+        torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_nan_inputs_are_refused(small_model):
+    t, ll, gsd, waves = _meta(1)
+    x = torch.randn(1, 3, 16, 16)
+    x[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ModelInputError, match="NaN"):
+        small_model.encode(x, t, ll, gsd, waves)
+    t[0, 0] = float("nan")
+    with pytest.raises(ModelInputError, match="NaN"):
+        small_model.encode(torch.zeros(1, 3, 16, 16), t, ll, gsd, waves)

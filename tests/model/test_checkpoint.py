@@ -187,3 +187,10 @@ def test_cli_bad_checkpoint_is_one_clear_line(tmp_path):
     )
     assert out.returncode == 2
     assert out.stderr.startswith("Error: Checkpoint") and "Traceback" not in out.stderr
+
+
+def test_text_file_is_corrupt_not_keyerror(tmp_path):
+    path = tmp_path / "x.ckpt"
+    path.write_text("hello\n")
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        ClayModel.from_checkpoint(path)
