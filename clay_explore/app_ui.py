@@ -1,0 +1,489 @@
+"""Streamlit pieces every page shares: header, error guard, workspace/model resources, progress, scatter.
+
+Pages stay thin: they lay out widgets and call ``clay_explore``; everything they share (the model
+loaded once per server, the numba warm-up, the session's workspace, turning a ClayExploreError
+into ``st.error``, the progress bar with rate and ETA) lives here, once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from clay_explore import DATA_DIR
+from clay_explore import app_state as S
+from clay_explore.errors import CheckpointError, ClayExploreError, StageMissingError
+from clay_explore.workspace import Workspace
+
+UNTRAINED_BANNER = (
+    "**Untrained test model.** The loaded checkpoint is not Clay v1.5's trained weights: embeddings, "
+    "projections and reconstructions below show the app working, not what Clay learns."
+)
+SCATTER_DIR = DATA_DIR / "ui" / "scatter"
+PAGES = {
+    "home": "app.py",
+    "area": "pages/area.py",
+    "embed": "pages/embed.py",
+    "projections": "pages/projections.py",
+    "reconstructions": "pages/reconstructions.py",
+    "similar": "pages/similar.py",
+    "export": "pages/export.py",
+}
+
+
+# ---------------------------------------------------------------------------------------------- navigation
+_PAGE_OBJECTS: dict[str, Any] = {}
+
+
+def register_pages(pages: dict[str, Any]) -> None:
+    """Remember the st.Page objects of this run (the router calls this before running a page)."""
+    _PAGE_OBJECTS.clear()
+    _PAGE_OBJECTS.update(pages)
+
+
+def link(key: str, label: str, icon: str | None = None) -> None:
+    """A link to page ``key`` (st.page_link on the registered page)."""
+    st.page_link(_PAGE_OBJECTS.get(key, PAGES[key]), label=label, icon=icon)
+
+
+def switch(key: str) -> None:
+    """Go to page ``key``."""
+    st.switch_page(_PAGE_OBJECTS.get(key, PAGES[key]))
+
+
+# ---------------------------------------------------------------------------------------------- layout
+def page_header(title: str, line: str) -> None:
+    """Title, one-line explanation, the untrained-model banner and the sidebar status."""
+    st.title(title)
+    st.caption(line)
+    for kind, text in st.session_state.pop(S.MESSAGES, []):
+        getattr(st, kind)(text)
+    ws = current_workspace()
+    model = peek_model()
+    if (ws is not None and _workspace_untrained(ws)) or (model is not None and not getattr(model, "is_trained", False)):
+        st.warning(UNTRAINED_BANNER, icon=":material/warning:")
+    sidebar_status(ws)
+
+
+def _workspace_untrained(ws: Workspace) -> bool:
+    rec = ws.stage("embed") or {}
+    if "untrained" in rec:
+        return bool(rec["untrained"])
+    model = peek_model()
+    return model is not None and not getattr(model, "is_trained", False)
+
+
+def sidebar_status(ws: Workspace | None) -> None:
+    """Workspace and model summary in the sidebar (same on every page)."""
+    with st.sidebar:
+        st.markdown("**Workspace**")
+        if ws is None:
+            st.caption("none yet — create one on Home or Area")
+        else:
+            name = ws.root.name
+            try:
+                n = ws.n_chips()
+            except StageMissingError:
+                n = 0
+            stages = ", ".join(sorted(ws.manifest.get("stages", {}))) or "—"
+            st.caption(f"`{name}` · {n} chips · {ws.manifest['sensor']}  \nstages: {stages}")
+        model = peek_model()
+        st.markdown("**Model**")
+        if model is None:
+            st.caption("not loaded")
+        else:
+            badge = "trained Clay v1.5" if getattr(model, "is_trained", False) else "UNTRAINED test model"
+            st.caption(f"{model.preset} · {badge}")
+
+
+@contextmanager
+def guard(what: str = "") -> Iterator[None]:
+    """Show a ClayExploreError as ``st.error`` with its message (problem + fix), never a traceback."""
+    try:
+        yield
+    except ClayExploreError as err:
+        st.error(f"{what + ': ' if what else ''}{err}", icon=":material/error:")
+
+
+def flash(kind: str, text: str) -> None:
+    """Queue a message shown at the top of the next run (after ``st.rerun``)."""
+    st.session_state.setdefault(S.MESSAGES, []).append((kind, text))
+
+
+# ---------------------------------------------------------------------------------------------- workspace
+def session_id() -> str:
+    """This browser session's id (created on first use)."""
+    if S.SESSION_ID not in st.session_state:
+        st.session_state[S.SESSION_ID] = S.new_session_id()
+    return st.session_state[S.SESSION_ID]
+
+
+def workspace_path() -> Path:
+    """The folder this session works in: chosen one, ``?ws=NAME``, or its own session folder."""
+    if S.WORKSPACE not in st.session_state:
+        name = st.query_params.get(S.QUERY_WORKSPACE)
+        path = S.session_workspace(session_id())
+        if name:
+            try:
+                path = S.named_workspace(str(name))
+            except ClayExploreError as err:
+                st.error(str(err))
+        st.session_state[S.WORKSPACE] = str(path)
+    return Path(st.session_state[S.WORKSPACE])
+
+
+def set_workspace(path: str | Path) -> None:
+    """Switch this session to ``path`` (and forget selections that belonged to the old one)."""
+    st.session_state[S.WORKSPACE] = str(Path(path).resolve())
+    for key in (S.SELECTED_CHIPS, S.FOCUS_CHIP, S.PROJECTION, S.SCENES):
+        st.session_state.pop(key, None)
+
+
+def current_workspace() -> Workspace | None:
+    """The session's workspace when it exists on disk, else None."""
+    path = workspace_path()
+    if not (path / "manifest.json").exists():
+        return None
+    try:
+        return Workspace.open(path)
+    except ClayExploreError as err:
+        st.error(str(err))
+        return None
+
+
+def require_workspace(stage: str | None = None, hint: str = "") -> Workspace:
+    """The workspace (and ``stage`` done), or an explanation with a link to the page that makes it; stops."""
+    ws = current_workspace()
+    if ws is None:
+        st.info("This session has no workspace yet. Draw an area and fetch imagery, upload a GeoTIFF, "
+                "or open the demo scene on Home.")
+        link("area", "Go to Area", icon=":material/map:")
+        link("home", "Open the demo scene on Home", icon=":material/home:")
+        st.stop()
+    if stage is not None:
+        rec = ws.stage(stage)
+        if rec is None or rec.get("status") != "complete":
+            st.info(f"The workspace has no complete '{stage}' stage yet. {hint}")
+            page = {"chips": "area", "embed": "embed"}.get(stage)
+            if page:
+                link(page, f"Go to {page.title()}", icon=":material/arrow_forward:")
+            st.stop()
+    return ws
+
+
+@st.cache_resource
+def _locks() -> dict[str, threading.Lock]:
+    return {}
+
+
+def workspace_lock(ws: Workspace) -> threading.Lock:
+    """One lock per workspace per server: two sessions never write the same workspace at once."""
+    locks = _locks()
+    return locks.setdefault(str(ws.root.resolve()), threading.Lock())
+
+
+# ---------------------------------------------------------------------------------------------- model
+@st.cache_resource(show_spinner="Loading the Clay model (once per server)…")
+def _load_model(path: str, fast: bool):
+    from clay_explore.model import load_model
+
+    return load_model(path, fast=fast)
+
+
+_LOADED: dict[str, Any] = {}
+
+
+def get_model(fast: bool = False):
+    """The Clay model, loaded once per server process; CheckpointError when there is none."""
+    from clay_explore.model import resolve_checkpoint
+
+    path = resolve_checkpoint(None, download=False, progress=False)
+    model = _load_model(str(path), fast)
+    _LOADED["model"] = model
+    return model
+
+
+def peek_model():
+    """The model if this server already loaded it (never loads)."""
+    return _LOADED.get("model")
+
+
+def model_status() -> dict[str, Any]:
+    """Where the checkpoint comes from and whether it is present (no network)."""
+    try:
+        from clay_explore.model.hub import checkpoint_status
+    except ImportError:  # model package not installed
+        return {"available": False, "problem": "The model package is not available in this install."}
+    return checkpoint_status()
+
+
+# ---------------------------------------------------------------------------------------------- warm-up
+@st.cache_resource
+def start_warmup() -> dict[str, Any]:
+    """Compile UMAP's numba code once per server in a background thread (users don't wait twice)."""
+    state: dict[str, Any] = {"done": False, "seconds": None, "error": None}
+
+    def _run() -> None:
+        from clay_explore.projection import warmup
+
+        try:
+            state["seconds"] = warmup()
+        except Exception as err:  # noqa: BLE001 - a failed warm-up only costs time later
+            state["error"] = repr(err)
+        state["done"] = True
+
+    thread = threading.Thread(target=_run, name="clay-umap-warmup", daemon=True)
+    thread.start()
+    state["thread"] = thread
+    return state
+
+
+# ---------------------------------------------------------------------------------------------- progress
+def _fmt_eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "…"
+    seconds = int(seconds)
+    return f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+class StageProgress:
+    """A progress bar fed by ``(done, total[, info])`` callbacks; shows rate and ETA."""
+
+    def __init__(self, label: str, unit: str = "chips"):
+        self.label, self.unit = label, unit
+        self.bar = st.progress(0.0, text=f"{label}: starting…")
+        self.t0 = time.perf_counter()
+        self.first: int | None = None
+
+    def __call__(self, done: int, total: int, info: dict[str, Any] | None = None) -> None:
+        if self.first is None:
+            self.first = int(done) - 1 if done else 0
+        info = info or {}
+        elapsed = max(time.perf_counter() - self.t0, 1e-6)
+        rate = info.get("chips_per_s") or max(done - self.first, 0) / elapsed
+        eta = info.get("eta_s")
+        if eta is None and rate:
+            eta = (total - done) / rate
+        frac = min(max(done / total, 0.0), 1.0) if total else 1.0
+        self.bar.progress(frac, text=f"{self.label}: {done}/{total} {self.unit} · {rate:.2f} {self.unit}/s · "
+                                     f"ETA {_fmt_eta(eta)}")
+
+    def fraction(self, frac: float, message: str) -> None:
+        """For stages that report a fraction and a message."""
+        self.bar.progress(min(max(frac, 0.0), 1.0), text=f"{self.label}: {message}")
+
+
+def begin_long(stage: str) -> None:
+    """Record that a long stage started (so an interrupted run is reported on the next one)."""
+    st.session_state.setdefault(S.RUNNING, {})[stage] = time.time()
+
+
+def end_long(stage: str) -> None:
+    """The stage finished (or failed cleanly)."""
+    st.session_state.setdefault(S.RUNNING, {}).pop(stage, None)
+
+
+def report_interrupted(stage: str, what: str) -> None:
+    """If ``stage`` was started and never finished in this session (Cancel, page switch), say so."""
+    running = st.session_state.setdefault(S.RUNNING, {})
+    if stage in running:
+        running.pop(stage)
+        st.warning(f"{what} was cancelled. Everything finished before is kept; start it again to resume.")
+
+
+# ---------------------------------------------------------------------------------------------- scatter
+def _ui_cache_dir() -> Path:
+    return Path(os.environ.get("CLAY_EXPLORE_CACHE", Path.home() / ".cache" / "clay-explore")) / "ui"
+
+
+def _scatter_component():
+    """Declare the hover-thumbnail scatter component once (plotly.js copied from the plotly package)."""
+    import plotly
+    import streamlit.components.v1 as components
+
+    target = _ui_cache_dir() / f"scatter-{plotly.__version__}"
+    target.mkdir(parents=True, exist_ok=True)
+    src_js = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    dst_js = target / "plotly.min.js"
+    if not dst_js.exists() or dst_js.stat().st_size != src_js.stat().st_size:
+        tmp = target / ".plotly.min.js.tmp"
+        shutil.copyfile(src_js, tmp)
+        os.replace(tmp, dst_js)
+    html = (SCATTER_DIR / "index.html").read_bytes()
+    dst_html = target / "index.html"
+    if not dst_html.exists() or dst_html.read_bytes() != html:
+        tmp = target / ".index.html.tmp"
+        tmp.write_bytes(html)
+        os.replace(tmp, dst_html)
+    return components.declare_component("clay_scatter", path=str(target))
+
+
+_SCATTER = None
+
+
+def scatter(fig, thumbs: dict[int, str], grid: tuple[int, int] | None, key: str, height: int = 540):
+    """Render a views.scatter_figure with chip thumbnails on hover; returns {'selected': [rows], 'clicked': row}."""
+    global _SCATTER
+    if _SCATTER is None:
+        _SCATTER = _scatter_component()
+    spec = json.loads(fig.to_json())
+    return _SCATTER(figure=spec, thumbs={str(k): v for k, v in thumbs.items()}, grid=list(grid) if grid else None,
+                    height=height, key=key, default=None)
+
+
+# ---------------------------------------------------------------------------------------------- map
+def map_widget(m, key: str, height: int = 520) -> dict[str, Any]:
+    """Show a folium/leafmap map; returns what streamlit-folium reports (drawings, last click)."""
+    from streamlit_folium import st_folium
+
+    out = st_folium(m, key=key, height=height, use_container_width=True,
+                    returned_objects=["last_active_drawing", "all_drawings", "last_object_clicked"])
+    return out or {}
+
+
+# ---------------------------------------------------------------------------------------------- cached reads
+@st.cache_data(show_spinner=False, max_entries=16)
+def chip_thumbnails(root: str, stamp: str, rows: tuple[int, ...], combo: tuple[str, ...], size: int) -> dict[int, str]:
+    """Data URIs of chip thumbnails (cached per workspace state and band combination)."""
+    from clay_explore import views
+
+    ws = Workspace.open(root)
+    pixels = ws.read_chips(list(rows))
+    return dict(zip(rows, views.thumbnails(pixels, ws.bands, list(combo), size)))
+
+
+def workspace_stamp(ws: Workspace) -> str:
+    """Changes when the workspace's stages change (cache key for derived pictures)."""
+    return json.dumps(ws.manifest.get("stages", {}), sort_keys=True, default=str)
+
+
+def require_checkpoint() -> Any | None:
+    """The loaded model, or an error box (with the fix) and None."""
+    try:
+        return get_model(bool(st.session_state.get(S.FAST, False)))
+    except CheckpointError as err:
+        st.error(f"No model: {err}", icon=":material/error:")
+        link("home", "Model status and download on Home", icon=":material/home:")
+    except ModuleNotFoundError:
+        st.error("The Clay model package is not available in this install yet.")
+    return None
+
+
+def run_with_progress(label: str, fn: Callable[[StageProgress], Any], unit: str = "chips") -> Any:
+    """Call ``fn(progress)`` showing a progress bar; ClayExploreError becomes st.error (returns None)."""
+    prog = StageProgress(label, unit)
+    with guard(label):
+        return fn(prog)
+    return None
+
+
+# ---------------------------------------------------------------------------------------------- research views
+def _model_key(model: Any) -> str:
+    return f"{getattr(model, 'sha256', None)}:{getattr(model, 'preset', None)}:{id(model)}"
+
+
+@st.cache_data(show_spinner="Decoding…", max_entries=64)
+def _reconstruction(root: str, stamp: str, row: int, fitted: tuple[str, ...], model_key: str, _model: Any):
+    from clay_explore.reconstruct import reconstruct_chip
+
+    return reconstruct_chip(root, row, model=_model, methods=list(fitted))
+
+
+def reconstruction(ws: Workspace, row: int, model: Any, fitted: tuple[str, ...]) -> dict[str, Any]:
+    """Every reconstruction of one chip (cached per workspace state, chip and model)."""
+    return _reconstruction(str(ws.root), workspace_stamp(ws), int(row), tuple(fitted), _model_key(model), model)
+
+
+def evaluation_table(ev: dict[str, Any]):
+    """evaluation.json as one row per method: PSNR, SSIM, SAM, NP@k, parameters, fit seconds."""
+    import pandas as pd
+
+    from clay_explore import views
+
+    recs = []
+    for name, m in ev.get("methods", {}).items():
+        rec = (m.get("reconstruction") or {}).get("all") or {}
+        params = m.get("n_params")
+        recs.append({
+            "method": name,
+            "label": views.method_label(name),
+            "PSNR (dB)": rec.get("psnr"),
+            "SSIM": rec.get("ssim"),
+            "SAM (deg)": rec.get("sam_deg"),
+            "NP@k": m.get("np_at_k"),
+            "params": params.get("total") if isinstance(params, dict) else params,
+            "fit s": m.get("fit_seconds"),
+        })
+    table = pd.DataFrame.from_records(recs)
+    if len(table):
+        order = {n: i for i, n in enumerate(views.sort_methods(list(table["method"])))}
+        table = table.sort_values("method", key=lambda s: s.map(order), ignore_index=True)
+    return table
+
+
+# ---------------------------------------------------------------------------------------------- projections
+def chip_labels(ws: Workspace) -> str | None:
+    """Name of the chip table's label column ('labels' or 'label'), or None."""
+    cols = ws.chip_table().columns
+    for name in ("labels", "label"):
+        if name in cols:
+            return name
+    return None
+
+
+@st.cache_data(show_spinner="Computing NDVI per patch…", max_entries=8)
+def _patch_ndvi(root: str, stamp: str, patch: int):
+    import numpy as np
+
+    from clay_explore import views
+
+    ws = Workspace.open(root)
+    n = ws.n_chips()
+    out = []
+    for r in range(n):
+        nd = views.ndvi(ws.read_chips([r])[0], ws.bands)  # [H, W]
+        out.append(views.patch_means(nd, patch))
+    return np.stack(out) if out else np.zeros((0, 0, 0), np.float32)  # [N, h, w]
+
+
+def projection_colours(ws: Workspace, table, color: str):
+    """The projection table with a 'value' (NDVI) or 'label' column for the chosen colouring."""
+    import numpy as np
+
+    table = table.copy()
+    if color == "NDVI":
+        if not {"nir", "red"} <= set(ws.bands):
+            st.caption("NDVI needs red and NIR bands; colouring by embedding instead.")
+            return table
+        nd = _patch_ndvi(str(ws.root), workspace_stamp(ws), ws.chip_size // grid_side(ws))
+        rows, i, j = table["row"].to_numpy(), table["i"].to_numpy(), table["j"].to_numpy()
+        chip_mean = np.nanmean(nd.reshape(len(nd), -1), axis=1) if len(nd) else np.zeros(0)
+        patch_val = nd[rows, np.maximum(i, 0), np.maximum(j, 0)]
+        table["value"] = np.where(i >= 0, patch_val, chip_mean[rows]).astype(np.float32)
+        table.attrs["value_name"] = "NDVI"
+    elif color == "label":
+        col = chip_labels(ws)
+        labels = ws.chip_table()[col].reset_index(drop=True)
+        first = [(v[0] if len(v) else "none") if hasattr(v, "__len__") and not isinstance(v, str) else v
+                 for v in labels]
+        table["label"] = [str(first[r]) for r in table["row"]]
+    return table
+
+
+def grid_side(ws: Workspace) -> int:
+    """Patch grid side of the stored tokens."""
+    try:
+        from clay_explore.workspace import EMBEDDINGS_ZARR
+
+        return int(ws.open_array(EMBEDDINGS_ZARR, "patches").shape[1])
+    except StageMissingError:
+        return ws.chip_size // 8

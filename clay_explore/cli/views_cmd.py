@@ -1,0 +1,80 @@
+"""`clay-explore project | export`: the app's projections and exports from the command line.
+
+Each command parses its options, calls one library function and prints the result, so the CLI
+produces exactly the files the Projections and Export pages read and offer.
+"""
+
+from __future__ import annotations
+
+import click
+
+_WORKSPACE = click.option("--workspace", "-w", required=True, type=click.Path(file_okay=False),
+                          help="Workspace folder.")
+_JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+def register(group: click.Group) -> None:
+    for command in (project, export):
+        group.add_command(command)
+
+
+@click.command()
+@_WORKSPACE
+@click.option("--source", "-s", "sources", multiple=True, default=("patches",), show_default=True,
+              help="Embedding to project: patches, cls or an aggregator in vectors.zarr; repeat to overlay "
+                   "(one joint UMAP; needs equal dimensions).")
+@click.option("--n-neighbors", type=click.IntRange(min=2), default=15, show_default=True)
+@click.option("--min-dist", type=click.FloatRange(0, 1), default=0.1, show_default=True)
+@click.option("--metric", type=click.Choice(["euclidean", "cosine", "manhattan", "correlation"]), default="euclidean",
+              show_default=True)
+@click.option("--seed", type=int, default=42, show_default=True, help="Random seed; -1 = unseeded (parallel, faster).")
+@click.option("--pca", "pca_components", type=click.IntRange(min=0), default=50, show_default=True,
+              help="PCA dimensions before UMAP (0 = UMAP on the raw vectors).")
+@click.option("--max-points", type=click.IntRange(min=10), default=100_000, show_default=True,
+              help="Patch points are subsampled (seeded) beyond this.")
+@click.option("--recompute", is_flag=True, help="Ignore a stored result with the same parameters.")
+@_JSON
+def project(workspace: str, sources: tuple[str, ...], n_neighbors: int, min_dist: float, metric: str, seed: int,
+            pca_components: int, max_points: int, recompute: bool, as_json: bool) -> None:
+    """UMAP (after PCA) of embeddings; stored in the workspace as projections/<key>.parquet + .json."""
+    from clay_explore.cli.main import echo_json
+    from clay_explore.projection import UmapParams, project_workspace
+    from clay_explore.workspace import Workspace
+
+    params = UmapParams(n_neighbors=n_neighbors, min_dist=min_dist, metric=metric, seed=None if seed < 0 else seed,
+                        pca_components=pca_components, max_points=max_points)
+    result = project_workspace(Workspace.open(workspace), list(sources), params, recompute=recompute)
+    if as_json:
+        echo_json(result.info)
+        return
+    info = result.info
+    click.echo(f"projected {info['n_points']:,} points of {'+'.join(info['sources'])} ({info['input_dim']}-d -> "
+               f"{info['umap_input_dim']}-d) in {info['seconds_pca'] + info['seconds_umap']:.1f} s; "
+               f"trustworthiness@10 {info['trustworthiness']:.3f}; stored projections/{result.key}.parquet")
+
+
+@click.command()
+@_WORKSPACE
+@click.option("--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("--what", multiple=True, type=click.Choice(["image", "patches", "reconstructions"]),
+              default=("image",), show_default=True, help="What to export; repeat for several.")
+@click.option("--patch-format", type=click.Choice(["zarr", "parquet"]), default="zarr", show_default=True)
+@click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
+              help="Clay checkpoint for reconstructions (default: the one the embeddings were made with).")
+@_JSON
+def export(workspace: str, out_dir: str, what: tuple[str, ...], patch_format: str, checkpoint: str | None,
+           as_json: bool) -> None:
+    """Image embeddings as GeoParquet, patch embeddings as zarr/GeoParquet, reconstructions as PNG."""
+    from clay_explore.cli.main import echo_json
+    from clay_explore.export import export as run_export
+    from clay_explore.workspace import Workspace
+
+    result = run_export(Workspace.open(workspace), out_dir, what=what, patch_format=patch_format, checkpoint=checkpoint)
+    if as_json:
+        echo_json(result)
+        return
+    for kind, path in result.items():
+        if isinstance(path, list):
+            click.echo(f"{kind}: {len(path)} files in {path[0].parent if path else out_dir}")
+        else:
+            click.echo(f"{kind}: {path}")

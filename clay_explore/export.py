@@ -1,0 +1,233 @@
+"""Files to take away: image embeddings (GeoParquet), patch embeddings (zarr or GeoParquet), PNGs.
+
+- ``image_embeddings.parquet``: the chip table (footprint polygons, EPSG:4326) with one column
+  per method (``emb_<method>``: a float32 list per chip); opens with ``geopandas.read_parquet``.
+- ``patch_embeddings.zarr``: an xarray Dataset ``tokens[chip, y, x, dim]`` with chip ids and
+  centres as coordinates (``xarray.open_zarr``); or ``patch_embeddings.parquet``: one row per
+  patch with its own footprint polygon and a ``embedding`` list column.
+- ``reconstructions/<chip>.png``: the side-by-side picture of the research stage.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import zipfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from clay_explore.errors import ClayExploreError, StageMissingError
+from clay_explore.workspace import EMBEDDINGS_ZARR, Workspace, atomic_path
+
+IMAGE_FILE = "image_embeddings.parquet"
+PATCH_ZARR = "patch_embeddings.zarr"
+PATCH_PARQUET = "patch_embeddings.parquet"
+RECON_DIR = "reconstructions"
+PATCH_FORMATS = ("zarr", "parquet")
+WHAT = ("image", "patches", "reconstructions")
+
+Progress = Callable[[float, str], None]
+
+
+class ExportError(ClayExploreError, ValueError):
+    """An export that cannot be made with these options."""
+
+
+def _table_without_index(ws: Workspace):
+    table = ws.chip_table().reset_index(drop=True)
+    return table
+
+
+def export_image_embeddings(ws: Workspace, out: str | Path, methods: Sequence[str] | None = None) -> Path:
+    """GeoParquet of the chip table plus ``emb_<method>`` list columns for every image embedding."""
+    import pyarrow as pa
+
+    from clay_explore.similar import method_vectors
+
+    vecs = method_vectors(ws, methods)
+    table = _table_without_index(ws)
+    for m, v in vecs.items():
+        if len(v) != len(table):
+            raise ExportError(f"{m} has {len(v)} vectors but the workspace has {len(table)} chips; re-run its stage.")
+        table[f"emb_{m}"] = pa.array(list(v.astype(np.float32)), type=pa.list_(pa.float32())).to_pandas()
+    table.attrs = {}
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        table.to_parquet(tmp)
+    return out
+
+
+def _patches(ws: Workspace):
+    arr = ws.open_array(EMBEDDINGS_ZARR, "patches")
+    return arr
+
+
+def export_patch_embeddings(
+    ws: Workspace,
+    out: str | Path,
+    fmt: str = "zarr",
+    rows: Sequence[int] | None = None,
+    progress: Progress | None = None,
+) -> Path:
+    """Patch tokens of ``rows`` (all chips by default) as a zarr Dataset or a patch-level GeoParquet."""
+    if fmt not in PATCH_FORMATS:
+        raise ExportError(f"Unknown patch format {fmt!r}; choose one of {', '.join(PATCH_FORMATS)}.")
+    arr = _patches(ws)
+    table = _table_without_index(ws)
+    rows = np.arange(arr.shape[0]) if rows is None else np.asarray(list(rows), dtype=np.int64)
+    progress = progress or (lambda f, m: None)
+    out = Path(out)
+    if fmt == "zarr":
+        return _patch_zarr(arr, table, rows, out, progress)
+    return _patch_parquet(arr, table, rows, out, ws.chip_size, progress)
+
+
+def _patch_zarr(arr, table, rows: np.ndarray, out: Path, progress: Progress) -> Path:
+    import xarray as xr
+
+    _, h, w, d = arr.shape
+    tokens = np.stack([np.asarray(arr[int(r)]) for r in rows]) if rows.size else np.zeros((0, h, w, d), np.float16)
+    progress(0.7, "writing zarr")
+    ds = xr.Dataset(
+        {"tokens": (("chip", "y", "x", "dim"), tokens)},
+        coords={
+            "chip": table["chip_id"].astype(str).to_numpy()[rows],
+            "lat": ("chip", table["lat"].to_numpy()[rows]),
+            "lon": ("chip", table["lon"].to_numpy()[rows]),
+            "y": np.arange(h),
+            "x": np.arange(w),
+        },
+        attrs={"description": "Clay patch tokens (encoder output without CLS), float16",
+               "y_x": "patch row/column inside the chip, 0 = top-left"},
+    )
+    tmp = out.with_name(f".{out.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    ds.to_zarr(tmp, mode="w", zarr_format=2, consolidated=True)  # v2: readable by every zarr/xarray
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return out
+
+
+def patch_footprints(table, rows: np.ndarray, chip_size: int, grid: int):
+    """Polygons (EPSG:4326) of every patch of ``rows``, row-major per chip -> GeoSeries."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    patch_px = chip_size // grid
+    polys, crss = [], []
+    for r in rows:
+        a, b, c, d, e, f = (float(t) for t in table["transform"].iloc[int(r)])
+        for i in range(grid):
+            for j in range(grid):
+                x0, y0 = c + a * j * patch_px + b * i * patch_px, f + d * j * patch_px + e * i * patch_px
+                x1, y1 = x0 + a * patch_px + b * patch_px, y0 + d * patch_px + e * patch_px
+                polys.append(box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)))
+                crss.append(str(table["crs"].iloc[int(r)]))
+    parts = []
+    crss_arr = np.asarray(crss)
+    out = gpd.GeoSeries([None] * len(polys), crs=4326)
+    for crs in dict.fromkeys(crss):
+        sel = np.flatnonzero(crss_arr == crs)
+        parts.append((sel, gpd.GeoSeries([polys[k] for k in sel], crs=crs).to_crs(4326)))
+    for sel, geo in parts:
+        out.iloc[sel] = geo.to_numpy()
+    return out
+
+
+def _patch_parquet(arr, table, rows: np.ndarray, out: Path, chip_size: int, progress: Progress) -> Path:
+    import geopandas as gpd
+    import pyarrow as pa
+
+    _, h, w, d = arr.shape
+    if h != w:
+        raise ExportError("Patch GeoParquet needs square patch grids.")
+    geoms = patch_footprints(table, rows, chip_size, h)
+    progress(0.3, "reading tokens")
+    tokens = np.concatenate([np.asarray(arr[int(r)], dtype=np.float32).reshape(h * w, d) for r in rows]) \
+        if rows.size else np.zeros((0, d), np.float32)
+    gdf = gpd.GeoDataFrame(
+        {
+            "chip_id": np.repeat(table["chip_id"].astype(str).to_numpy()[rows], h * w),
+            "patch_row": np.tile(np.repeat(np.arange(h), w), rows.size).astype(np.int16),
+            "patch_col": np.tile(np.tile(np.arange(w), h), rows.size).astype(np.int16),
+            "embedding": pa.array(list(tokens), type=pa.list_(pa.float32())).to_pandas(),
+        },
+        geometry=geoms.to_numpy(),
+        crs=4326,
+    )
+    progress(0.8, "writing GeoParquet")
+    with atomic_path(out) as tmp:
+        gdf.to_parquet(tmp)
+    return out
+
+
+def export_reconstructions(
+    ws: Workspace,
+    out_dir: str | Path,
+    rows: Sequence[int] | None = None,
+    model: Any = None,
+    progress: Progress | None = None,
+    checkpoint: str | Path | None = None,
+) -> list[Path]:
+    """The research stage's side-by-side PNG (original, full tokens, each method) for each chip."""
+    try:
+        from clay_explore import reconstruct as rec
+        from clay_explore.embed import model_for_workspace
+    except ModuleNotFoundError as err:
+        raise StageMissingError("Reconstructions are not available in this install (clay_explore.reconstruct).") from err
+    model = model_for_workspace(ws, checkpoint, model)  # loaded once, checked against the embeddings
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table = _table_without_index(ws)
+    rows = list(range(len(table))) if rows is None else [int(r) for r in rows]
+    progress = progress or (lambda f, m: None)
+    paths = []
+    for n, r in enumerate(rows):
+        chip_id = str(table["chip_id"].iloc[r])
+        path = out_dir / f"{chip_id}.png"
+        rec.write_comparison(ws, chip_id, path, model=model)
+        paths.append(path)
+        progress((n + 1) / len(rows), f"{chip_id}.png")
+    return paths
+
+
+def export(
+    ws: Workspace,
+    out_dir: str | Path,
+    what: Sequence[str] = ("image",),
+    patch_format: str = "zarr",
+    rows: Sequence[int] | None = None,
+    model: Any = None,
+    progress: Progress | None = None,
+    checkpoint: str | Path | None = None,
+) -> dict[str, Any]:
+    """Write the chosen exports into ``out_dir``; returns {kind: path or [paths]} (the CLI's one call)."""
+    bad = [w for w in what if w not in WHAT]
+    if bad:
+        raise ExportError(f"Unknown export {bad}; choose from {', '.join(WHAT)}.")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result: dict[str, Any] = {}
+    if "image" in what:
+        result["image"] = export_image_embeddings(ws, out_dir / IMAGE_FILE)
+    if "patches" in what:
+        name = PATCH_ZARR if patch_format == "zarr" else PATCH_PARQUET
+        result["patches"] = export_patch_embeddings(ws, out_dir / name, patch_format, rows=rows, progress=progress)
+    if "reconstructions" in what:
+        result["reconstructions"] = export_reconstructions(ws, out_dir / RECON_DIR, rows=rows, model=model,
+                                                           progress=progress, checkpoint=checkpoint)
+    return result
+
+
+def zip_folder(path: str | Path) -> bytes:
+    """A folder (e.g. a zarr store) as zip bytes, for a download button."""
+    path = Path(path)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for f in sorted(path.rglob("*")):
+            if f.is_file():
+                zf.write(f, arcname=str(Path(path.name) / f.relative_to(path)))
+    return buf.getvalue()

@@ -1,0 +1,236 @@
+"""Every page under streamlit's AppTest with the tiny model: no exceptions, the right elements, state flowing.
+
+The tiny checkpoint is untrained, so every page that shows model output must say so.
+"""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import pytest
+from app_data import new_app
+
+from clay_explore import app_state as S
+from clay_explore.workspace import Workspace
+
+PAGES = ("area", "embed", "projections", "reconstructions", "similar", "export")
+
+
+def _texts(at) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [w.value for w in at.warning]
+    parts += [i.value for i in at.info] + [e.value for e in at.error] + [s.value for s in at.success]
+    return "\n".join(map(str, parts))
+
+
+def _ok(at):
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def test_home_shows_model_status_untrained_and_steps(app_env):
+    at = new_app().run()
+    _ok(at)
+    assert at.title[0].value == "Clay explore"
+    assert "issue #107" in _texts(at)
+    text = _texts(at)
+    assert "**Weights**: **untrained** (test model)" in text and "**sha256**: `" in text
+    assert any("Untrained test model" in w.value for w in at.warning)
+    labels = [b.label for b in at.button]
+    assert {"Start a new workspace", "Open", "Open the demo scene"} <= set(labels)
+    assert at.session_state[S.WORKSPACE].endswith(f"session-{at.session_state[S.SESSION_ID]}")
+
+
+def test_home_without_checkpoint_explains_and_offers_download(app_env, monkeypatch, tmp_path):
+    monkeypatch.setenv("CLAY_CHECKPOINT", str(tmp_path / "missing.ckpt"))
+    at = new_app().run()
+    _ok(at)
+    assert at.error and "No Clay checkpoint" in at.error[0].value
+    assert "Download the Clay v1.5 checkpoint" in [b.label for b in at.button]
+
+
+@pytest.mark.parametrize("page", PAGES[1:])
+def test_pages_without_workspace_point_to_area(app_env, page):
+    at = new_app().run()
+    at.switch_page(f"pages/{page}.py").run()
+    _ok(at)
+    assert "no workspace yet" in _texts(at)
+    assert not at.error
+
+
+def test_all_pages_render_with_a_model_workspace(model_ws):
+    at = new_app("shared1").run()
+    _ok(at)
+    assert "Working in `shared1`" in _texts(at)
+    for page in PAGES:
+        at.switch_page(f"pages/{page}.py").run()
+        _ok(at)
+        assert not at.error, (page, [e.value for e in at.error])
+        assert at.title and at.caption, page  # a title and a one-line explanation
+        if page != "area":
+            assert any("Untrained test model" in w.value for w in at.warning), page
+
+
+def test_area_rejects_a_too_large_bbox_and_keeps_state(app_env):
+    at = new_app().run()
+    at.switch_page("pages/area.py").run()
+    _ok(at)
+    at.number_input(key="bbox_w").set_value(-80.0)
+    at.number_input(key="bbox_s").set_value(30.0)
+    at.number_input(key="bbox_e").set_value(-70.0)
+    at.number_input(key="bbox_n").set_value(40.0)
+    at.button(key="bbox_use").click().run()
+    _ok(at)
+    assert at.session_state[S.BBOX] == (-80.0, 30.0, -70.0, 40.0)
+    assert any("larger than" in e.value for e in at.error)
+    # fetching from an unreachable endpoint is an error message, not a traceback, and creates nothing
+    at.number_input(key="bbox_e").set_value(-79.95)
+    at.number_input(key="bbox_n").set_value(30.05)
+    at.button(key="bbox_use").click().run()
+    at.selectbox(key="endpoint_name").set_value("Custom URL").run()
+    at.text_input(key="endpoint_url").set_value("http://127.0.0.1:9").run()
+    at.button(key="search").click().run()
+    _ok(at)
+    assert at.error and "127.0.0.1:9" in at.error[0].value
+    assert not list(app_env.glob("*/manifest.json"))
+
+
+def test_area_upload_of_a_wrong_file_is_a_clear_error(app_env):
+    at = new_app().run()
+    at.switch_page("pages/area.py").run()
+    at.file_uploader(key="upload").upload("notes.tif", b"this is not a raster", "image/tiff").run()
+    at.button(key="ingest").click().run()
+    _ok(at)
+    assert at.error and "notes.tif" in at.error[0].value and "GeoTIFF" in at.error[0].value
+    assert not list(app_env.glob("*/chips.parquet"))
+
+
+def test_area_ingests_an_uploaded_geotiff(app_env, tmp_path):
+    import numpy as np
+    import rasterio
+    from rasterio.transform import from_origin
+
+    path = tmp_path / "s2.tif"
+    data = np.random.default_rng(0).integers(500, 4000, (10, 64, 64)).astype(np.uint16)
+    with rasterio.open(path, "w", driver="GTiff", width=64, height=64, count=10, dtype="uint16",
+                       crs="EPSG:32633", transform=from_origin(400000, 5300000, 10, 10)) as dst:
+        dst.write(data)
+    at = new_app().run()
+    at.switch_page("pages/area.py").run()
+    at.file_uploader(key="upload").upload("s2.tif", path.read_bytes(), "image/tiff").run()
+    at.selectbox(key="upload_chip").set_value(64).run()
+    at.button(key="ingest").click().run()
+    _ok(at)
+    assert not at.error, [e.value for e in at.error]
+    ws = Workspace.open(at.session_state[S.WORKSPACE])
+    assert ws.n_chips() == 1 and ws.stage("chips")["status"] == "complete"
+    assert any("Stored" in s.value for s in at.success)
+
+
+def test_embed_page_embeds_and_then_has_nothing_to_do(chips_ws):
+    at = new_app("chips1").run()
+    at.switch_page("pages/embed.py").run()
+    _ok(at)
+    assert [m.value for m in at.metric][:2] == ["6", "0 / 6"]
+    at.button(key="embed_go").click().run()
+    _ok(at)
+    assert not at.error, [e.value for e in at.error]
+    assert "Every chip is embedded" in _texts(at)
+    rec = Workspace.open(chips_ws).stage("embed")
+    assert rec["status"] == "complete" and rec["untrained"]
+
+
+def test_projections_compute_once_then_read_from_workspace(model_ws):
+    at = new_app("shared1").run()
+    at.switch_page("pages/projections.py").run()
+    _ok(at)
+    at.number_input(key="umap_nn").set_value(5)
+    at.number_input(key="umap_pca").set_value(8)
+    at.run()
+    assert "Compute UMAP" in [b.label for b in at.button]
+    at.button(key="proj_go").click().run()
+    _ok(at)
+    assert not at.error, [e.value for e in at.error]
+    assert "Compute UMAP" not in [b.label for b in at.button]
+    assert "trustworthiness@10" in _texts(at)
+    files = list((model_ws / "projections").glob("*.json"))
+    assert len(files) == 1
+    stamp = files[0].stat().st_mtime_ns
+    at.radio(key="proj_mode").set_value("Side by side").run()  # two new projections needed
+    assert "Compute UMAP" in [b.label for b in at.button]
+    at.radio(key="proj_mode").set_value("Overlaid (one UMAP)").run()
+    assert "Compute UMAP" not in [b.label for b in at.button]
+    assert files[0].stat().st_mtime_ns == stamp  # read back, never recomputed
+    at.selectbox(key="proj_color").set_value("NDVI").run()
+    _ok(at)
+
+
+def test_selection_flows_to_similar_and_reconstructions(model_ws):
+    at = new_app("shared1").run()
+    at.session_state[S.SELECTED_CHIPS] = [2, 3]
+    at.session_state[S.FOCUS_CHIP] = 2
+    at.switch_page("pages/projections.py").run()
+    _ok(at)
+    assert "Selected chips (2)" in [h.value for h in at.subheader]
+    at.switch_page("pages/similar.py").run()
+    _ok(at)
+    assert at.selectbox(key="sim_chip").value == 2
+    assert not at.error, [e.value for e in at.error]
+    assert at.dataframe  # consensus table of several methods
+    at.switch_page("pages/reconstructions.py").run()
+    _ok(at)
+    assert at.multiselect(key="recon_rows").value == [2, 3]
+    # original, all tokens, CLS only, the fitted linear aggregator, for each of the two chips
+    assert len(at.image) == 2 * 4
+    assert any("PSNR" in str(i.proto) for i in at.image)
+    assert "Full tokens (reference)" in _texts(at) and "Learned linear" in _texts(at)
+    at.selectbox(key="recon_combo").set_value("Band nir").run()
+    _ok(at)
+
+
+def test_reconstructions_page_fits_a_missing_aggregator(model_ws):
+    at = new_app("shared1").run()
+    at.switch_page("pages/reconstructions.py").run()
+    at.multiselect(key="fit_methods").set_value(["mean"])
+    at.number_input(key="fit_epochs").set_value(1)
+    at.button(key="fit_go").click().run()
+    _ok(at)
+    assert not at.error, [e.value for e in at.error]
+    assert (model_ws / "methods" / "mean" / "weights.safetensors").exists()
+    assert "Evaluate all methods (metrics + image vectors)" in [b.label for b in at.button]
+
+
+def test_export_image_embeddings_download_opens_in_geopandas(model_ws):
+    at = new_app("shared1").run()
+    at.switch_page("pages/export.py").run()
+    at.button(key="exp_image").click().run()
+    _ok(at)
+    assert at.get("download_button")
+    g = gpd.read_parquet(model_ws / "exports" / "image_embeddings.parquet")
+    assert len(g) == 6 and "emb_cls" in g.columns and g.crs.to_epsg() == 4326
+    at.radio(key="exp_fmt").set_value("parquet").run()
+    at.button(key="exp_patches").click().run()
+    _ok(at)
+    assert (model_ws / "exports" / "patch_embeddings.parquet").exists()
+
+
+def test_two_sessions_get_their_own_workspaces(app_env):
+    a, b = new_app().run(), new_app().run()
+    assert a.session_state[S.WORKSPACE] != b.session_state[S.WORKSPACE]
+
+
+def test_bad_shared_workspace_name_is_refused(app_env):
+    at = new_app("../etc").run()
+    _ok(at)
+    assert any("not a valid workspace name" in e.value for e in at.error)
+
+
+def test_demo_scene_opens_for_everybody(app_env):
+    at = new_app().run()
+    at.button(key="ws_demo").click().run()
+    _ok(at)
+    assert not at.error, [e.value for e in at.error]
+    assert at.session_state[S.WORKSPACE].endswith("/demo")
+    ws = Workspace.open(app_env / "demo")
+    assert ws.n_chips() > 0 and ws.manifest["source"]["kind"] == "demo"
+    assert any("Stored" in s.value and "Level-1C" in s.value for s in at.success)  # says what it is
+    other = new_app("demo").run()  # a second session opens the same, already chipped, scene
+    _ok(other)
+    assert "Working in `demo`" in _texts(other)
