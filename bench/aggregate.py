@@ -5,7 +5,10 @@ dimensions (D 1024, L 1024 = 32 x 32 patches) in a temporary workspace, and a ra
 initialised decoder of the large preset (Dd 512, depth 4; the encoder is never built: tokens are
 precomputed). Each method runs in its own process so its peak RSS is its own.
 
-    python bench/aggregate.py [--epochs 1] [--threads 2] [--methods linear attention perceiver mean]
+    python bench/aggregate.py [--epochs 1] [--threads 2] [--chips 64] [--methods linear attention perceiver mean]
+
+Run it with ``--chips 32`` and ``--chips 64``: the peak RSS should barely change, because tokens
+and chips stream from zarr one batch at a time.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ GRID = CHIP // PATCH
 PRESET = "large"
 
 
-def make_workspace(root: Path) -> None:
+def make_workspace(root: Path, n_chips: int = N_CHIPS) -> None:
     """Chips (smooth random DN) + synthetic float16 tokens, written chip by chip like embed does."""
     import geopandas as gpd
     import pandas as pd
@@ -43,10 +46,10 @@ def make_workspace(root: Path) -> None:
     ws = Workspace.create(root, sensor=sensor.name, bands=sensor.band_names, chip_size=CHIP, source={"kind": "bench"})
     mean, std, _ = sensor.stats()
     rng = np.random.default_rng(0)
-    pixels = ws.create_array(CHIPS_ZARR, "pixels", shape=(N_CHIPS, len(mean), CHIP, CHIP), dtype="float32")
-    cls = ws.create_array(EMBEDDINGS_ZARR, "cls", shape=(N_CHIPS, dim), dtype="float16")
-    patches = ws.create_array(EMBEDDINGS_ZARR, "patches", shape=(N_CHIPS, GRID, GRID, dim), dtype="float16")
-    for i in range(N_CHIPS):
+    pixels = ws.create_array(CHIPS_ZARR, "pixels", shape=(n_chips, len(mean), CHIP, CHIP), dtype="float32")
+    cls = ws.create_array(EMBEDDINGS_ZARR, "cls", shape=(n_chips, dim), dtype="float16")
+    patches = ws.create_array(EMBEDDINGS_ZARR, "patches", shape=(n_chips, GRID, GRID, dim), dtype="float16")
+    for i in range(n_chips):
         field = gaussian_filter(rng.normal(size=(CHIP, CHIP)), 8)
         field /= field.std()
         pixels[i] = (mean[:, None, None] + 0.5 * std[:, None, None] * field).astype(np.float32)
@@ -61,15 +64,15 @@ def make_workspace(root: Path) -> None:
             "gsd": 10.0,
             "valid_fraction": 1.0,
         }
-        for i in range(N_CHIPS)
+        for i in range(n_chips)
     ]
-    gdf = gpd.GeoDataFrame(pd.DataFrame(rows), geometry=[box(-3, 40, -2.99, 40.01)] * N_CHIPS, crs="EPSG:4326")
+    gdf = gpd.GeoDataFrame(pd.DataFrame(rows), geometry=[box(-3, 40, -2.99, 40.01)] * n_chips, crs="EPSG:4326")
     ws.write_table(CHIP_TABLE, gdf)
-    ws.mark_done(EMBEDDINGS_ZARR, "cls", range(N_CHIPS))
+    ws.mark_done(EMBEDDINGS_ZARR, "cls", range(n_chips))
     ws.set_stage(
         "embed",
         status="complete",
-        n_chips=N_CHIPS,
+        n_chips=n_chips,
         grid=GRID,
         dim=dim,
         patch_size=PATCH,
@@ -124,6 +127,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--chips", type=int, default=N_CHIPS, help="chips in the workspace")
     parser.add_argument("--methods", nargs="+", default=["linear", "attention", "perceiver", "mean"])
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--workspace", help=argparse.SUPPRESS)
@@ -134,9 +138,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "ws"
         t0 = time.perf_counter()
-        make_workspace(root)
+        make_workspace(root, args.chips)
         print(
-            f"workspace: {N_CHIPS} chips of {CHIP} px, tokens [{N_CHIPS}, {GRID}x{GRID}, 1024] float16, "
+            f"workspace: {args.chips} chips of {CHIP} px, tokens [{args.chips}, {GRID}x{GRID}, 1024] float16, "
             f"written in {time.perf_counter() - t0:.1f} s; {args.threads} threads",
             flush=True,
         )

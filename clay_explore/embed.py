@@ -254,11 +254,12 @@ def model_for_workspace(ws: Workspace, checkpoint: str | Path | None = None, mod
 def _open_outputs(ws: Workspace, n: int, grid: int, dim: int, facts: dict[str, Any]):
     """Create or reopen the token arrays; start over when they came from another model/precision."""
     keys = ("sha256", "preset", "precision", "dim", "patch_size")
-    overwrite = False
+    overwrite = missing = False
     for name in ("cls", "patches"):
         try:
             old = dict(ws.open_array(EMBEDDINGS_ZARR, name).attrs)
         except StageMissingError:
+            missing = True  # a done-list left without its arrays must not count
             continue
         if any(old.get(k) != facts.get(k) for k in keys):
             overwrite = True
@@ -266,7 +267,7 @@ def _open_outputs(ws: Workspace, n: int, grid: int, dim: int, facts: dict[str, A
     patches = ws.create_array(
         EMBEDDINGS_ZARR, "patches", shape=(n, grid, grid, dim), dtype="float16", attrs=facts, overwrite=overwrite
     )
-    if overwrite:
+    if overwrite or missing:
         ws.clear_done(EMBEDDINGS_ZARR, "cls")
     return cls, patches
 
@@ -326,6 +327,8 @@ def embed_workspace(
     todo = np.flatnonzero(~done)
     bar = Progress(n, stage=STAGE, callback=progress, show=show_progress, done=int(done.sum()))
     info = {"n_chips": n, "grid": grid, "batch_size": batch_size, **facts}
+    if todo.size:  # until every chip is stored, later stages must not read these arrays as finished
+        ws.set_stage(STAGE, status="partial", done=int(done.sum()), **info)
     t0 = _time.perf_counter()
     try:
         for rows in batches_by_gsd(todo, meta.gsd, batch_size):
@@ -351,6 +354,6 @@ def embed_workspace(
             bar.update(len(rows))
     finally:
         bar.close()
-    record = {**info, "seconds": round(_time.perf_counter() - t0, 3)}
+    record = {**info, "resumed_from": int(done.sum()), "seconds": round(_time.perf_counter() - t0, 3)}
     ws.set_stage(STAGE, status="complete", **record)
     return ws.stage(STAGE)

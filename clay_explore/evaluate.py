@@ -201,6 +201,25 @@ def evaluate_workspace(
     if "cls" in vectors:
         results[CLS_ONLY]["np_at_k"] = results["cls"]["np_at_k"]
 
+    notes = []
+    if not fitted:
+        notes.append(
+            f"No method is fitted yet, so only the references and the parameter-free vectors are compared; "
+            f"run `clay-explore fit --workspace {ws.root} --method linear` (or another method)."
+        )
+    if effective_k(n, k) == 0:
+        notes.append(f"NP@k and kNN agreement need at least 3 chips; the workspace has {n}.")
+    elif effective_k(n, k) < k:
+        notes.append(f"Only {n} chips: neighbourhoods use k = {effective_k(n, k)} instead of {k}.")
+    if labels is None:
+        notes.append("The chips carry no labels, so there is no label probe.")
+    else:
+        skipped = [r["probe"]["skipped"] for r in results.values() if "skipped" in (r.get("probe") or {})]
+        if skipped:
+            notes.append(f"No label probe: {skipped[0]}.")
+    if model_honesty(model)["untrained"]:
+        notes.append(model_honesty(model)["note"])
+
     for name, vec in vectors.items():
         arr = ws.create_array(
             VECTORS_ZARR,
@@ -209,7 +228,7 @@ def evaluate_workspace(
             dtype="float32",
             chunks=vec.shape,
             overwrite=True,
-            attrs={"method": name, "embeddings_sha256": info.get("sha256")},
+            attrs={"method": name, "embeddings_sha256": info.get("sha256"), **model_honesty(model)},
         )
         arr[:] = vec
 
@@ -233,6 +252,7 @@ def evaluate_workspace(
             "knn_agreement": knn_agreement(vectors, k),
             "labels": sorted({x for x in labels if x}) if labels else None,
             "stale_methods": [m for m in fitted_methods(ws, include_stale=True) if is_stale(ws, m)],
+            "notes": notes,
         }
     )
     ws.write_json(EVALUATION, report)

@@ -12,6 +12,7 @@ are saved under ``methods/<method>/`` (weights.safetensors + config.json).
 from __future__ import annotations
 
 import copy
+import pickle
 import time as _time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -50,6 +51,13 @@ from clay_explore.workspace import METHODS_DIR, Workspace, atomic_path
 
 WEIGHTS_FILE = "weights.safetensors"
 CONFIG_FILE = "config.json"
+#: Training state after the last finished epoch (weights, optimiser, history) so a rerun resumes.
+RESUME_FILE = "resume.pt"
+#: Config entries that must match for a rerun to resume a previous, unfinished fit.
+RESUME_KEYS = (
+    "method", "aggregator", "expander", "loss", "lr", "weight_decay", "batch_size", "seed",
+    "epochs_requested", "patience", "val_fraction", "train_rows", "embeddings_sha256", "embeddings_precision",
+)  # fmt: skip
 DEFAULT_EPOCHS = 10
 DEFAULT_BATCH_SIZE = 8
 DEFAULT_LR = 3e-3
@@ -238,11 +246,14 @@ class FittedMethod:
 
 
 def is_stale(ws: Workspace, method: str) -> bool:
-    """True when ``method`` was fitted on embeddings of another checkpoint than the current ones."""
+    """True when ``method`` was fitted on embeddings of another checkpoint (or precision) than the current ones."""
     config = ws.read_json(str(Path(METHODS_DIR, method, CONFIG_FILE))) or {}
-    current = (ws.stage(EMBED_STAGE) or {}).get("sha256")
-    fitted_on = config.get("embeddings_sha256")
-    return bool(current and fitted_on and current != fitted_on)
+    embed = ws.stage(EMBED_STAGE) or {}
+    for key, fitted_key in (("sha256", "embeddings_sha256"), ("precision", "embeddings_precision")):
+        current, fitted_on = embed.get(key), config.get(fitted_key)
+        if current and fitted_on and current != fitted_on:
+            return True
+    return False
 
 
 def fitted_methods(ws: Workspace, *, include_stale: bool = False) -> list[str]:
@@ -277,6 +288,36 @@ def load_method(ws: Workspace, method: str) -> FittedMethod:
         {k[len("expander.") :]: v for k, v in tensors.items() if k.startswith("expander.")}, strict=True
     )
     return FittedMethod(method, agg.eval(), exp.eval(), config)
+
+
+# ---------------------------------------------------------------------------- resume
+def _resume_path(ws: Workspace, method: str) -> Path:
+    return method_dir(ws, method) / RESUME_FILE
+
+
+def _save_resume(ws: Workspace, method: str, state: dict[str, Any]) -> None:
+    """Write the training state after a finished epoch (atomically)."""
+    path = _resume_path(ws, method)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def _load_resume(ws: Workspace, method: str, settings: dict[str, Any]) -> dict[str, Any] | None:
+    """The saved training state of an unfinished fit with the same settings, else None."""
+    path = _resume_path(ws, method)
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError):  # damaged: start over
+        return None
+    return state if state.get("settings") == settings else None
+
+
+def _has_complete_fit(ws: Workspace, method: str) -> bool:
+    config = ws.read_json(str(Path(METHODS_DIR, method, CONFIG_FILE))) or {}
+    return config.get("status") == "complete" and (method_dir(ws, method) / WEIGHTS_FILE).exists()
 
 
 # ---------------------------------------------------------------------------- training
@@ -315,8 +356,15 @@ def fit_method(
     """Train ``method``'s aggregator (if it has weights) and its expander; save the best epoch.
 
     Returns the saved config (history, best epoch, losses, parameter counts, fit seconds).
-    Cancelling keeps the best weights so far (status 'cancelled') and raises CancelledError.
+    The training state is kept after every finished epoch: cancelling (or Ctrl-C) raises
+    CancelledError/KeyboardInterrupt, and running the same fit again resumes after the last
+    finished epoch with the same result as an uninterrupted run. An interrupted fit never replaces
+    a complete one; when there is none, the best finished epoch is saved with status 'cancelled'.
     """
+    from clay_explore.aggregate import METHODS
+
+    if method not in METHODS:
+        raise ValueError(f"Unknown aggregation method '{method}'. Choose one of: {', '.join(METHODS)}.")
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
     if epochs < 1:
@@ -359,9 +407,11 @@ def fit_method(
         "val_rows": val_rows.tolist(),
         "val_chip_ids": [chip_ids[i] for i in val_rows],
         "embeddings_sha256": info.get("sha256"),
+        "embeddings_precision": info.get("precision"),
         "checkpoint_preset": info.get("preset"),
         **model_honesty(model),
     }
+    settings = {k: config[k] for k in RESUME_KEYS}
 
     def validation_loss() -> float:
         return _evaluate_loss(net, stream_batches(ws, val_rows, meta, patch, batch_size), waves, loss)
@@ -374,17 +424,37 @@ def fit_method(
         }
 
     t0 = _time.perf_counter()
-    history: list[dict[str, Any]] = [{"epoch": 0, "train_loss": None, "val_loss": validation_loss()}]
-    best, stale, status = snapshot(0, history[0]["val_loss"]), 0, "complete"
-    bar = Progress(epochs * len(train_rows), stage=f"fit {method}", callback=progress, show=show_progress)
+    resume = _load_resume(ws, method, settings)
+    if resume is not None:
+        aggregator.load_state_dict(resume["aggregator"])
+        expander.load_state_dict(resume["expander"])
+        opt.load_state_dict(resume["optimizer"])
+        sched.load_state_dict(resume["scheduler"])
+        history, best, stale = resume["history"], resume["best"], int(resume["stale"])
+        t0 -= float(resume["fit_seconds"])
+    else:
+        history = [{"epoch": 0, "train_loss": None, "val_loss": validation_loss()}]
+        best, stale = snapshot(0, history[0]["val_loss"]), 0
+    first_epoch, status = history[-1]["epoch"] + 1, "complete"
+    config["resumed_from_epoch"] = first_epoch - 1 if resume is not None else None
+    bar = Progress(
+        epochs * len(train_rows),
+        stage=f"fit {method}",
+        callback=progress,
+        show=show_progress,
+        done=(first_epoch - 1) * len(train_rows),
+    )
     try:
-        for epoch in range(1, epochs + 1):
+        for epoch in range(first_epoch, epochs + 1):
+            if stale >= patience:  # a resumed fit that had already stopped early
+                break
             total, count, epoch_start = 0.0, 0, _time.perf_counter()
             for batch in stream_batches(ws, train_rows, meta, patch, batch_size, shuffle_seed=seed * 100_003 + epoch):
                 if is_cancelled(cancel):
                     raise CancelledError(
-                        f"Fitting '{method}' cancelled in epoch {epoch}; the best weights so far (epoch "
-                        f"{best['epoch']}) are saved. Run `clay-explore fit` again to train fully."
+                        f"Fitting '{method}' cancelled in epoch {epoch}; the {epoch - 1} finished epochs are kept "
+                        f"(best weights so far: epoch {best['epoch']}). Run the same `clay-explore fit` again "
+                        f"to resume from epoch {epoch}."
                     )
                 batch_loss = masked_loss(net(batch, waves), batch.target, batch.valid, loss)
                 opt.zero_grad(set_to_none=True)
@@ -407,8 +477,23 @@ def fit_method(
                 best, stale = snapshot(epoch, val), 0
             else:
                 stale += 1
-                if stale >= patience:
-                    break
+            _save_resume(
+                ws,
+                method,
+                {
+                    "settings": settings,
+                    "history": history,
+                    "best": best,
+                    "stale": stale,
+                    "aggregator": aggregator.state_dict(),
+                    "expander": expander.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(),
+                    "fit_seconds": _time.perf_counter() - t0,
+                },
+            )
+            if stale >= patience:
+                break
     except CancelledError:
         status = "cancelled"
         raise
@@ -417,7 +502,9 @@ def fit_method(
         raise
     finally:
         bar.close()
-        if status != "complete" or len(history) > 1:
+        # an interrupted fit keeps its finished epochs in resume.pt; it is saved as the method only
+        # when it finished an epoch and there is no complete fit it would replace
+        if status == "complete" or (len(history) > 1 and not _has_complete_fit(ws, method)):
             aggregator.load_state_dict(best["state"][0])
             expander.load_state_dict(best["state"][1])
             config.update(
@@ -433,4 +520,6 @@ def fit_method(
                 }
             )
             save_method(ws, method, aggregator, expander, config)
+        if status == "complete":
+            _resume_path(ws, method).unlink(missing_ok=True)
     return config

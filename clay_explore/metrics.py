@@ -10,6 +10,7 @@ covariance), which the tests check on known inputs.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -134,8 +135,12 @@ def neighbour_sets(dists: np.ndarray, k: int) -> np.ndarray:
 
 
 def effective_k(n: int, k: int = DEFAULT_K) -> int:
-    """k, reduced to n-1 when there are fewer than k+1 points."""
-    return max(0, min(k, n - 1))
+    """k, reduced to n-2 when there are fewer than k+2 points (0 = not measurable).
+
+    With k = n-1 every other point is a neighbour, so NP@k would be 1.0 whatever the embedding:
+    at least one point must stay outside each neighbourhood for the number to mean anything.
+    """
+    return max(0, min(k, n - 2))
 
 
 def neighbourhood_preservation(dists_a: np.ndarray, dists_b: np.ndarray, k: int = DEFAULT_K) -> float:
@@ -193,10 +198,16 @@ PROBE_FOLDS = 5
 PROBE_KNN = 5
 
 
-def label_probe(vectors: np.ndarray, labels: Sequence[str | None], seed: int = 0) -> dict[str, Any] | None:
-    """Cross-validated kNN and logistic-regression accuracy of predicting each chip's label.
+#: Fewest labelled chips per class, and classes, for the probe to run (each fold needs both).
+PROBE_MIN_PER_CLASS = 2
+PROBE_MIN_CLASSES = 2
 
-    Returns None when there are not at least two classes with two labelled chips each.
+
+def label_probe(vectors: np.ndarray, labels: Sequence[str | None], seed: int = 0) -> dict[str, Any]:
+    """Cross-validated kNN and logistic-regression accuracy of predicting each chip's (primary) label.
+
+    Classes with fewer than ``PROBE_MIN_PER_CLASS`` chips are left out. When fewer than
+    ``PROBE_MIN_CLASSES`` classes remain, returns ``{"skipped": reason, ...}`` instead of accuracies.
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_score
@@ -207,14 +218,21 @@ def label_probe(vectors: np.ndarray, labels: Sequence[str | None], seed: int = 0
     lab = np.array([x if x is not None else "" for x in labels], dtype=object)
     keep = lab != ""
     classes, counts = np.unique(lab[keep], return_counts=True)
-    usable = set(classes[counts >= 2])
+    usable = set(classes[counts >= PROBE_MIN_PER_CLASS])
+    if len(usable) < PROBE_MIN_CLASSES:
+        found = ", ".join(f"{c}: {k}" for c, k in zip(classes, counts, strict=True)) or "none"
+        return {
+            "skipped": f"a probe needs at least {PROBE_MIN_CLASSES} classes with {PROBE_MIN_PER_CLASS} labelled "
+            f"chips each; labelled chips per class: {found}",
+            "n_chips": int(keep.sum()),
+            "n_classes": len(classes),
+        }
     keep &= np.isin(lab, list(usable))
-    if len(usable) < 2:
-        return None
     x, y = np.asarray(vectors, np.float64)[keep], lab[keep].astype(str)
     folds = int(min(PROBE_FOLDS, np.unique(y, return_counts=True)[1].min()))
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    knn = make_pipeline(StandardScaler(), KNeighborsClassifier(n_neighbors=min(PROBE_KNN, len(y) - len(y) // folds)))
+    smallest_train = len(y) - math.ceil(len(y) / folds)  # the largest test fold leaves this many to fit on
+    knn = make_pipeline(StandardScaler(), KNeighborsClassifier(n_neighbors=min(PROBE_KNN, smallest_train)))
     logreg = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
     return {
         "n_chips": int(len(y)),
@@ -223,4 +241,6 @@ def label_probe(vectors: np.ndarray, labels: Sequence[str | None], seed: int = 0
         "knn_accuracy": float(cross_val_score(knn, x, y, cv=cv).mean()),
         "logreg_accuracy": float(cross_val_score(logreg, x, y, cv=cv).mean()),
         "chance": float(np.unique(y, return_counts=True)[1].max() / len(y)),
+        "classes_left_out": sorted(str(c) for c in set(classes) - usable),
+        "label": "first (primary) label of each chip",
     }

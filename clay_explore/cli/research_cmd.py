@@ -28,8 +28,9 @@ def register(group: click.Group) -> None:
 
 
 def _untrained_line(record: dict) -> None:
+    """The honesty note, on stdout with the figures it qualifies."""
     if record.get("untrained"):
-        click.echo(f"NOTE: {record.get('note')}", err=True)
+        click.echo(f"NOTE: {record.get('note')}")
 
 
 @click.command()
@@ -47,6 +48,10 @@ def embed(workspace: str, checkpoint: str | None, batch_size: int, fast: bool, a
     if as_json:
         echo_json(record)
         return
+    if record.get("resumed_from") == record["n_chips"]:
+        click.echo(f"all {record['n_chips']} chips were already embedded with this checkpoint; nothing to do")
+    elif record.get("resumed_from"):
+        click.echo(f"resumed: {record['resumed_from']} chips were already stored")
     click.echo(
         f"embedded {record['n_chips']} chips ({record['grid']}x{record['grid']} patches, D={record['dim']}, "
         f"{record['precision']}) in {record['seconds']:.1f} s with {record['preset']} checkpoint "
@@ -86,6 +91,8 @@ def fit(
     if as_json:
         echo_json({k: v for k, v in config.items() if k not in ("train_rows", "val_rows")})
         return
+    if config.get("resumed_from_epoch"):
+        click.echo(f"resumed after epoch {config['resumed_from_epoch']}")
     click.echo(
         f"{method}: validation {loss} {config['initial_val_loss']:.4f} -> {config['best_val_loss']:.4f} "
         f"(best epoch {config['best_epoch']} of {config['epochs_run']}), "
@@ -110,7 +117,10 @@ def evaluate(workspace: str, checkpoint: str | None, batch_size: int, k: int, as
         echo_json(report)
         return
     np_label = f"NP@{report['k']}"
-    click.echo(f"{'method':<12}{'PSNR dB':>9}{'SSIM':>8}{'SAM deg':>9}{np_label:>8}{'agg params':>12}{'total':>12}")
+    click.echo(
+        f"{'method':<12}{'PSNR dB':>9}{'SSIM':>8}{'SAM deg':>9}{np_label:>8}{'agg params':>12}{'total':>12}"
+        f"{'kNN acc':>9}{'LR acc':>8}"
+    )
     for name, m in report["methods"].items():
         rec = (m.get("reconstruction") or {}).get("all") or {}
 
@@ -122,11 +132,15 @@ def evaluate(workspace: str, checkpoint: str | None, batch_size: int, k: int, as
             f"{name:<12}{fmt(rec.get('psnr'), 9, 2)}{fmt(rec.get('ssim'), 8, 3)}"
             f"{fmt(rec.get('sam_deg'), 9, 2)}{fmt(m.get('np_at_k'), 8, 2)}"
             f"{params['aggregator']:>12,}{params['total']:>12,}"
+            f"{fmt((m.get('probe') or {}).get('knn_accuracy'), 9, 2)}{fmt((m.get('probe') or {}).get('logreg_accuracy'), 8, 2)}"
         )
     click.echo(
         f"data range {report['data_range']['value']} {report['data_range']['units']}; "
         f"written to {workspace}/evaluation.json"
     )
+    for note in report.get("notes", []):
+        if note != report["model"].get("note"):
+            click.echo(f"note: {note}")
     _untrained_line(report["model"])
 
 

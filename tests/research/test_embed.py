@@ -114,3 +114,34 @@ def test_rerun_with_another_precision_starts_over(generated_template, copy_ws, t
     assert record["precision"] == "bf16"
     assert dict(ws.open_array(EMBEDDINGS_ZARR, "patches").attrs)["precision"] == "bf16"
     assert ws.done_mask(EMBEDDINGS_ZARR, "cls", ws.n_chips()).all()
+
+
+def test_ctrl_c_leaves_the_stage_partial_until_resumed(generated_template, copy_ws, tiny_model, tiny_checkpoint):
+    """Ctrl-C is a KeyboardInterrupt mid-run: later stages must not see a 'complete' embed stage."""
+    root = copy_ws(generated_template)
+    embed_workspace(root, model=tiny_model, batch_size=5, show_progress=False)
+
+    def ctrl_c(done, total, info):
+        raise KeyboardInterrupt
+
+    # re-embedding in bf16 starts over; interrupted after one batch, the old 'complete' must not survive
+    with pytest.raises(KeyboardInterrupt):
+        embed_workspace(root, checkpoint=tiny_checkpoint, fast=True, batch_size=3, progress=ctrl_c, show_progress=False)
+    ws = Workspace.open(root)
+    assert ws.stage("embed")["status"] == "partial"
+    assert ws.done_mask(EMBEDDINGS_ZARR, "cls", ws.n_chips()).sum() == 3
+    with pytest.raises(StageMissingError, match="clay-explore embed"):
+        read_tokens_requires_complete(ws)
+
+
+def test_done_list_without_its_arrays_is_not_trusted(generated_template, copy_ws, tiny_model):
+    import shutil
+
+    root = copy_ws(generated_template)
+    embed_workspace(root, model=tiny_model, batch_size=5, show_progress=False)
+    ws = Workspace.open(root)
+    shutil.rmtree(ws.path(EMBEDDINGS_ZARR))  # e.g. deleted by hand to free space
+    record = embed_workspace(root, model=tiny_model, batch_size=5, show_progress=False)
+    assert record["resumed_from"] == 0
+    cls, _ = read_tokens(ws, range(ws.n_chips()))
+    assert np.abs(cls).sum(axis=1).min() > 0, "every chip was encoded again"

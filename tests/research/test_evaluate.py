@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
 from clay_explore.cli.main import cli
+from clay_explore.errors import WorkspaceError
 from clay_explore.evaluate import evaluate_workspace
 from clay_explore.fit import fit_method
 from clay_explore.workspace import EVALUATION, VECTORS_ZARR, Workspace
@@ -21,7 +23,7 @@ def test_evaluate_writes_every_method(generated_embedded, copy_ws, tiny_model):
     ws = Workspace.open(root)
     assert json.loads(ws.path(EVALUATION).read_text()) == report
     assert report["model"]["untrained"] is True and "untrained" in report["model"]["note"]
-    assert report["data_range"]["value"] == 1.0 and report["k"] == 9  # 10 chips -> k = n - 1
+    assert report["data_range"]["value"] == 1.0 and report["k"] == 8  # 10 chips -> k = n - 2
     methods = report["methods"]
     assert {"full", "cls_only", "mean", "linear", "max", "gem", "cls"} <= set(methods)
     for name in ("full", "cls_only", "mean", "linear"):
@@ -34,7 +36,8 @@ def test_evaluate_writes_every_method(generated_embedded, copy_ws, tiny_model):
     assert methods["max"]["reconstruction"] is None  # no expander fitted for max
     for name in ("mean", "linear", "max", "gem", "cls"):
         assert 0.0 <= methods[name]["np_at_k"] <= 1.0
-        assert methods[name]["probe"] is not None  # generated chips carry labels
+        assert methods[name]["probe"]["n_classes"] == 2  # generated chips carry labels
+        assert 0.0 <= methods[name]["probe"]["knn_accuracy"] <= 1.0
         vec = ws.open_array(VECTORS_ZARR, name)
         assert vec.shape == (10, methods[name]["vector_dim"])
     assert report["knn_agreement"]["mean"]["linear"] == report["knn_agreement"]["linear"]["mean"]
@@ -64,3 +67,36 @@ def test_cli_embed_fit_evaluate_reconstruct(generated_template, copy_ws, tiny_ch
     assert png.exists() and "attention" in out.output
     bad = runner.invoke(cli, ["reconstruct", "--workspace", root, "--chip", "zzz", "--out", str(png)])
     assert bad.exit_code == 2 and "No chip 'zzz'" in bad.output
+
+
+def test_probe_runs_on_real_bigearthnet_labels(real_embedded, copy_ws, tiny_model):
+    """The sample files' LABELS tags: arable land (Austria, Ireland) vs coniferous forest (Finland)."""
+    root = copy_ws(real_embedded)
+    report = evaluate_workspace(root, model=tiny_model, show_progress=False)
+    assert "Coniferous forest" in report["labels"] and "Non-irrigated arable land" in report["labels"]
+    probe = report["methods"]["mean"]["probe"]
+    assert probe["n_chips"] == 12 and probe["n_classes"] == 2 and probe["chance"] == pytest.approx(8 / 12)
+    assert 0.0 <= probe["knn_accuracy"] <= 1.0 and 0.0 <= probe["logreg_accuracy"] <= 1.0
+    assert any("untrained" in note for note in report["notes"])
+
+
+def test_tiny_workspaces_say_what_cannot_be_measured(tmp_path, tiny_model):
+    from clay_explore.embed import embed_workspace
+
+    from .conftest import generated_chips, make_workspace
+
+    pixels, rows = generated_chips(n=2)
+    rows[1]["labels"] = "forest"  # one class only
+    ws = make_workspace(tmp_path / "ws", pixels, rows)
+    embed_workspace(ws, model=tiny_model, show_progress=False)
+    report = evaluate_workspace(ws, model=tiny_model, show_progress=False)
+    assert report["k"] == 0 and report["methods"]["mean"]["np_at_k"] is None
+    notes = " ".join(report["notes"])
+    assert "at least 3 chips" in notes and "No method is fitted" in notes and "No label probe" in notes
+    assert "forest: 2" in report["methods"]["mean"]["probe"]["skipped"]
+    pixels1, rows1 = generated_chips(n=1)
+    one = make_workspace(tmp_path / "one", pixels1, rows1)
+    embed_workspace(one, model=tiny_model, show_progress=False)
+    assert evaluate_workspace(one, model=tiny_model, show_progress=False)["n_chips"] == 1
+    with pytest.raises(WorkspaceError, match="at least 2 chips"):
+        fit_method(one, "mean", model=tiny_model, show_progress=False)

@@ -96,8 +96,12 @@ def test_neighbourhood_preservation_known_values():
     ny = NearestNeighbors(n_neighbors=11).fit(y).kneighbors(y, return_distance=False)[:, 1:]
     expected = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(nx, ny, strict=True)])
     assert neighbourhood_preservation(d, pairwise_sq_dists(y), 10) == pytest.approx(expected)
-    # fewer points than k+1: k shrinks to n-1, so everything is a neighbour
-    assert neighbourhood_preservation(d[:5, :5], pairwise_sq_dists(y[:5]), 10) == 1.0
+    # fewer points than k+2: k shrinks to n-2 (with k = n-1 every point would be a neighbour: 1.0 always)
+    n5x = NearestNeighbors(n_neighbors=4).fit(x[:5]).kneighbors(x[:5], return_distance=False)[:, 1:]
+    n5y = NearestNeighbors(n_neighbors=4).fit(y[:5]).kneighbors(y[:5], return_distance=False)[:, 1:]
+    expected5 = np.mean([len(set(a) & set(b)) / 3 for a, b in zip(n5x, n5y, strict=True)])
+    assert neighbourhood_preservation(d[:5, :5], pairwise_sq_dists(y[:5]), 10) == pytest.approx(expected5)
+    assert np.isnan(neighbourhood_preservation(d[:2, :2], pairwise_sq_dists(y[:2]), 10))  # not measurable
 
 
 def test_knn_agreement_is_symmetric():
@@ -119,8 +123,18 @@ def test_label_probe_separable_and_degenerate():
     out = label_probe(x, y)
     assert out["knn_accuracy"] == pytest.approx(1.0) and out["logreg_accuracy"] == pytest.approx(1.0)
     assert out["chance"] == 0.5 and out["n_classes"] == 2
-    assert label_probe(x, ["a"] * 24) is None
-    assert label_probe(x, ["a"] + [None] * 23) is None
+    one_class = label_probe(x, ["a"] * 24)
+    assert "knn_accuracy" not in one_class and "a: 24" in one_class["skipped"] and one_class["n_classes"] == 1
+    assert "skipped" in label_probe(x, ["a"] + [None] * 23)
+    rare = label_probe(x, ["a"] * 12 + ["b"] * 11 + ["c"])  # a class of one chip is left out, not fatal
+    assert rare["n_classes"] == 2 and rare["classes_left_out"] == ["c"]
+
+
+def test_label_probe_with_few_chips_gives_numbers_not_nan():
+    """5 chips in 2 folds: the kNN must fit on the smallest training fold (2 chips), not report NaN."""
+    x = np.random.default_rng(7).normal(size=(5, 4))
+    out = label_probe(x, list("aabbb"))
+    assert out["folds"] == 2 and np.isfinite(out["knn_accuracy"]) and np.isfinite(out["logreg_accuracy"])
 
 
 def test_full_token_sketch_keeps_neighbourhoods():
