@@ -255,14 +255,21 @@ def _open_outputs(ws: Workspace, n: int, grid: int, dim: int, facts: dict[str, A
     """Create or reopen the token arrays; start over when they came from another model/precision."""
     keys = ("sha256", "preset", "precision", "dim", "patch_size")
     overwrite = missing = False
+    old_rows = []
     for name in ("cls", "patches"):
         try:
-            old = dict(ws.open_array(EMBEDDINGS_ZARR, name).attrs)
+            arr = ws.open_array(EMBEDDINGS_ZARR, name)
         except StageMissingError:
             missing = True  # a done-list left without its arrays must not count
             continue
+        old = dict(arr.attrs)
         if any(old.get(k) != facts.get(k) for k in keys):
             overwrite = True
+        old_rows.append(int(arr.shape[0]))
+    if not (overwrite or missing) and old_rows and max(old_rows) < n:
+        # chips were appended (rows and ids of earlier chips never change): grow, keep what is done
+        for name in ("cls", "patches"):
+            ws.resize_rows(EMBEDDINGS_ZARR, name, n)
     cls = ws.create_array(EMBEDDINGS_ZARR, "cls", shape=(n, dim), dtype="float16", attrs=facts, overwrite=overwrite)
     patches = ws.create_array(
         EMBEDDINGS_ZARR, "patches", shape=(n, grid, grid, dim), dtype="float16", attrs=facts, overwrite=overwrite

@@ -4,6 +4,7 @@ Layout of a workspace directory::
 
     manifest.json           schema version, sensor, bands, chip size, source, settings, stages
     chips.zarr/pixels       [N, C, H, W] float32 raw sensor values (NaN = nodata), chunk = 1 chip
+    chips.zarr/pending      an appended source's chips while it is chipped (imagery.chipping)
     chips.parquet           GeoParquet chip table, one row per chip (see CHIP_COLUMNS)
     embeddings.zarr/cls     [N, D] float16          } chunk = 1 chip
     embeddings.zarr/patches [N, h, w, D] float16    }
@@ -202,6 +203,18 @@ class Workspace:
     def chip_size(self) -> int:
         return int(self.manifest["chip_size"])
 
+    @property
+    def sources(self) -> list[dict[str, Any]]:
+        """Every source whose chips the workspace holds, in row order.
+
+        Workspaces written before multi-source ingest keep only ``manifest["source"]``; it is read
+        as a list of one. ``manifest["source"]`` stays the first source so single-source readers work.
+        """
+        if "sources" in self.manifest:
+            return list(self.manifest["sources"])
+        first = self.manifest.get("source")
+        return [first] if first else []
+
     def path(self, *parts: str) -> Path:
         """A path inside the workspace."""
         return self.root.joinpath(*parts)
@@ -269,6 +282,34 @@ class Workspace:
         if attrs:
             arr.attrs.update(_jsonable(attrs))
         return arr
+
+    def resize_rows(self, store: str, name: str, n: int):
+        """Open ``store/name`` for writing with its first axis resized to ``n`` rows.
+
+        Rows below both the old and new length keep their data (and done marks); growing only
+        rewrites the array's metadata, atomically, and new rows read as the fill value until written.
+        """
+        import zarr
+
+        try:
+            arr = zarr.open_group(str(self.path(store)), mode="r+")[name]
+        except Exception as err:  # zarr raises its own types for absent groups
+            if isinstance(err, (FileNotFoundError, KeyError)) or "not found" in str(err).lower():
+                raise StageMissingError(f"{store}/{name} is missing in workspace {self.root}.") from err
+            raise
+        if arr.shape[0] != int(n):
+            arr.resize((int(n), *arr.shape[1:]))
+        return arr
+
+    def delete_array(self, store: str, name: str) -> None:
+        """Remove ``store/name`` and its done-list; nothing happens when it is absent."""
+        import zarr
+
+        if self.path(store).exists():
+            group = zarr.open_group(str(self.path(store)), mode="a")
+            if name in group:
+                del group[name]
+        self.clear_done(store, name)
 
     def _done_path(self, store: str, name: str) -> Path:
         return self.path(f"{store}.{name}.done.json")
@@ -351,6 +392,7 @@ class Workspace:
             "chip_size": self.chip_size,
             "crs": crs,
             "source": self.manifest.get("source", {}),
+            "sources": self.sources,
             "created": self.manifest.get("created"),
             "stages": self.manifest.get("stages", {}),
         }

@@ -22,6 +22,8 @@ def _progress(label: str) -> Iterator[Callable[[int, int], None]]:
         bar.n = done
         bar.refresh()
 
+    update.describe = bar.set_description  # type: ignore[attr-defined]  # e.g. which file is chipped
+
     try:
         yield update
     finally:
@@ -91,26 +93,46 @@ def register(group: click.Group) -> None:
         _report(rec, workspace, as_json)
 
     @group.command("ingest")
-    @click.argument("file", type=click.Path(dir_okay=False))
-    @click.option("--sensor", required=True, help="Registry sensor of the file (e.g. naip, landsat-c2l2-sr).")
-    @click.option("--date", default=None, help="Acquisition date YYYY-MM-DD (default: from tags or file name).")
+    @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+    @click.option("--sensor", required=True, help="Registry sensor of the files (e.g. naip, landsat-c2l2-sr).")
+    @click.option("--date", default=None,
+                  help="Acquisition date YYYY-MM-DD for every file (default: from each file's tags or name).")
     @click.option("--bands", default=None, help="Comma-separated subset of the sensor's bands to keep.")
     @click.option("--file-bands", default=None,
                   help="Name of every file band in file order, '-' to skip one (overrides the registry order).")
-    @click.option("--nodata", type=float, default=None, help="Nodata value (default: the file's).")
+    @click.option("--nodata", type=float, default=None, help="Nodata value (default: each file's).")
     @click.option("--workspace", required=True, type=click.Path(file_okay=False))
     @_chip_options
-    def ingest(file, sensor, date, bands, file_bands, nodata, workspace, chip_size, stride, min_valid, as_json):
-        """Cut a local GeoTIFF/COG into chips in WORKSPACE."""
-        from clay_explore.imagery.geotiff import ingest_geotiff
+    def ingest(files, sensor, date, bands, file_bands, nodata, workspace, chip_size, stride, min_valid, as_json):
+        """Cut local GeoTIFF/COG FILES of one sensor into chips in WORKSPACE.
+
+        Several files go into one workspace (chip ids prefixed per file); a workspace already
+        holding chips of the same sensor, bands and chip size takes new files after them, and a
+        file already stored is skipped.
+        """
+        from clay_explore.cli.main import echo_json
+        from clay_explore.imagery.geotiff import ingest_geotiffs
 
         with _progress("ingest") as bar:
-            rec = ingest_geotiff(file, workspace, sensor=sensor, bands=_csv(bands), file_bands=_csv(file_bands),
-                                 date=date, chip_size=chip_size, stride=stride, min_valid=min_valid,
-                                 nodata=nodata, progress=bar)
-        note = (f"Bands: {rec.get('band_map')}; values: {rec.get('values')}; "
-                f"date: {rec.get('datetime') or 'unknown'} (from {rec.get('date_from')}).")
-        _report(rec, workspace, as_json, note)
+            def on_file(i: int, n: int, path) -> None:
+                bar.describe(f"ingest {i + 1}/{n} {path.name}" if n > 1 else "ingest")
+
+            out = ingest_geotiffs(files, workspace, sensor=sensor, bands=_csv(bands), file_bands=_csv(file_bands),
+                                  date=date, chip_size=chip_size, stride=stride, min_valid=min_valid,
+                                  nodata=nodata, progress=bar, on_file=on_file)
+        if as_json:
+            echo_json(out["files"][0] if len(out["files"]) == 1 else out)
+            return
+        for rec in out["files"]:
+            if "skipped" in rec:
+                click.echo(f"{click.format_filename(rec['file'])}: skipped. {rec['skipped']}")
+                continue
+            note = (f"{click.format_filename(rec['file'])}: bands: {rec.get('band_map')}; values: {rec.get('values')}; "
+                    f"date: {rec.get('datetime') or 'unknown'} (from {rec.get('date_from')}).")
+            _report(rec, workspace, False, note)
+        if out["n_sources"] > 1:
+            click.echo(f"Workspace {workspace} holds {out['chips']} chips from {out['n_sources']} files "
+                       f"({out['added']} added now).")
 
     @group.command("demo")
     @click.option("--workspace", required=True, type=click.Path(file_okay=False))
@@ -139,5 +161,7 @@ def register(group: click.Group) -> None:
         click.echo(f"  {summary['chips']} chips of {summary['chip_size']} px, sensor {summary['sensor']}, "
                    f"bands {', '.join(summary['bands'])}")
         click.echo(f"  CRS: {', '.join(summary['crs']) or '-'}")
+        for src in summary["sources"]:
+            click.echo(f"  source: {src.get('path') or src.get('kind')}")
         for name, rec in summary["stages"].items():
             click.echo(f"  stage {name}: {rec.get('status')}")

@@ -4,7 +4,8 @@ Importing this package is cheap: the heavy libraries (rasterio, odc-stac, pystac
 are imported inside the functions that need them. Entry points, one per source:
 
 - :func:`clay_explore.imagery.stac.fetch_stac` -- search a STAC API, load, mosaic, chip.
-- :func:`clay_explore.imagery.geotiff.ingest_geotiff` -- chip a local GeoTIFF/COG.
+- :func:`clay_explore.imagery.geotiff.ingest_geotiff` -- chip a local GeoTIFF/COG (appends to a
+  compatible workspace); :func:`~clay_explore.imagery.geotiff.ingest_geotiffs` -- several files.
 - :func:`clay_explore.imagery.demo.ingest_demo` -- chip the offline demo scene.
 """
 
@@ -17,6 +18,7 @@ _LAZY = {
     "fetch_stac": "clay_explore.imagery.stac",
     "search_scenes": "clay_explore.imagery.stac",
     "ingest_geotiff": "clay_explore.imagery.geotiff",
+    "ingest_geotiffs": "clay_explore.imagery.geotiff",
     "ingest_demo": "clay_explore.imagery.demo",
     "validate_bbox": "clay_explore.imagery.aoi",
     "chip_source": "clay_explore.imagery.chipping",

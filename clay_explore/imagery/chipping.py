@@ -11,6 +11,12 @@ window decided in it (kept at row k, or dropped and why); the line is appended a
 the chip pixels and ``Workspace.mark_done``, so a crash never leaves a chip that later reads as
 valid (a torn last line is ignored and its batch redone), and re-running the same command skips
 the finished windows. Appending keeps the cost per batch constant, however large the scene.
+
+Several sources (e.g. local files of one sensor) can share a workspace: each later source is
+chipped into ``chips.zarr/pending`` while the earlier chips stay valid, then moved to the end of
+``pixels`` and the table (chip ids prefixed ``s<index>_``) in one short step. The 'chips' stage
+record lists every finished source (``sources``: rows, counts, fingerprint) and counts appends
+in ``revision``; later stages (embed, evaluate) are marked stale when chips are added.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol, Sequence
 
 import numpy as np
@@ -30,6 +37,7 @@ from clay_explore.errors import CancelledError, ImageryError, NoScenesError, Wor
 from clay_explore.workspace import CHIP_TABLE, CHIPS_ZARR, Workspace, atomic_write_bytes
 
 PIXELS = "pixels"
+PENDING = "pending"            # chips.zarr/pending: an appended source's chips until it is finished
 PROGRESS = "chips.progress.jsonl"
 STAGE = "chips"
 DEFAULT_MIN_VALID = 0.5        # drop chips with less than half of their pixels valid
@@ -160,57 +168,146 @@ def _fingerprint(src: RasterSource, settings: ChipSettings) -> str:
     return hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def completed_sources(rec: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The finished sources of a 'chips' stage record, in pixel-row order.
+
+    Each holds ``index``, ``rows`` ([start, stop) in chips.zarr/pixels), ``id_prefix`` (of its
+    chip ids), ``fingerprint``, ``source`` (identity) and its counts. A record written before
+    multi-source ingest (no ``sources`` list) reads as one source when it is complete.
+    """
+    if not rec:
+        return []
+    if "sources" in rec:
+        return [dict(s) for s in rec["sources"]]
+    if rec.get("status") != "complete":
+        return []
+    first = {k: v for k, v in rec.items() if k not in ("status", "updated")}
+    return [{**first, "index": 0, "rows": [0, int(rec.get("chips", 0))], "id_prefix": ""}]
+
+
 def chip_source(
     ws: Workspace,
     src: RasterSource,
     settings: ChipSettings,
     *,
     info: dict[str, Any] | None = None,
+    append: bool = False,
+    source: dict[str, Any] | None = None,
     progress: Callable[[int, int], None] | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> dict[str, Any]:
     """Chip ``src`` into ``ws`` (chips.zarr/pixels + chips.parquet + the 'chips' stage).
 
-    Returns the stage record (counts of kept and dropped chips). Re-running with the same source
-    and settings resumes, or returns at once when the stage is complete. ``info`` adds facts to
-    the stage record (product, notes). Raises NoScenesError when every chip is dropped.
+    Returns this source's record over the stage record: its own counts (``chips``, ``windows``,
+    ``dropped_*``, ``rows``, ``index``) plus the workspace's ``total_chips`` and ``n_sources``.
+    Re-running with the same source and settings resumes, or returns at once (``resumed``) when
+    that source is finished. With ``append``, a workspace holding other sources' chips takes this
+    source's after them (its chips wait in chips.zarr/pending until it is finished, so the
+    workspace stays valid meanwhile); without it such a workspace is refused. ``info`` adds facts
+    to the source's record (product, notes); ``source`` is how the manifest lists it (default:
+    ``src.identity()``). Raises NoScenesError when every chip is dropped.
     """
     if list(src.bands) != ws.bands:
         raise WorkspaceError(f"Source bands {list(src.bands)} differ from the workspace's {ws.bands}.")
     fp = _fingerprint(src, settings)
     rec = ws.stage(STAGE)
-    if rec is not None and rec.get("fingerprint") != fp:
-        raise WorkspaceError(
-            f"Workspace {ws.root} already holds chips from {rec.get('source', 'another source')} with other "
-            "settings. Choose a new --workspace folder; nothing stored there was changed."
-        )
-    if rec is not None and rec.get("status") == "complete":
-        return {**rec, "resumed": True}
+    done = completed_sources(rec)
+    for finished in done:
+        if finished.get("fingerprint") == fp:
+            return _result(rec, finished, resumed=True)
+    state = read_progress(ws)
+    resuming = bool(state) and state.get("fingerprint") == fp
+    _check_can_add(ws, src, rec, done, state, resuming, append)
 
     chip = settings.chip_size
     windows = chip_grid(src.height, src.width, chip, int(settings.stride))
-    state = read_progress(ws)
-    if state and state.get("fingerprint") != fp:
-        raise WorkspaceError(
-            f"Workspace {ws.root} holds unfinished chips of another source or settings. Re-run that command "
-            "to finish it, or choose a new --workspace folder."
-        )
-    records: dict[int, dict[str, Any]] = {int(k): v for k, v in state.get("windows", {}).items()}
-    next_row = int(state.get("next_row", 0))
-    if not state:
-        _start_progress(ws, fp)
-    attrs = _array_attrs(src, settings)
-    arr = ws.create_array(CHIPS_ZARR, PIXELS, shape=(len(windows), len(src.bands), chip, chip),
-                          dtype="float32", attrs=attrs)
+    base = sum(int(s["chips"]) for s in done)
+    records: dict[int, dict[str, Any]] = (
+        {int(k): v for k, v in state.get("windows", {}).items()} if resuming else {})
+    next_row = int(state.get("next_row", 0)) if resuming else 0   # row in the array being written
+    if not resuming:
+        _start_progress(ws, fp, base)
+    target = PENDING if done else PIXELS
+    arr = ws.create_array(CHIPS_ZARR, target, shape=(len(windows), len(src.bands), chip, chip),
+                          dtype="float32", attrs=_array_attrs(src, settings), overwrite=bool(done) and not resuming)
     stage_info = {"fingerprint": fp, "source": src.identity(), **(info or {})}
-    ws.set_stage(STAGE, status="partial", windows=len(windows), **stage_info)
+    if done:  # the finished sources stay readable while this one is chipped
+        ws.set_stage(STAGE, status=rec.get("status", "complete"), **_keep(rec),
+                     appending={**stage_info, "base_row": base})
+    else:
+        ws.set_stage(STAGE, status="partial", windows=len(windows), **stage_info)
 
     todo = [i for i in range(len(windows)) if i not in records]
     if progress:
         progress(len(windows) - len(todo), len(windows))
     with _bounded_gdal_cache():
-        next_row = _chip_windows(ws, src, settings, windows, todo, records, next_row, arr, fp, progress, cancel)
-    return _finish(ws, src, settings, windows, records, next_row, arr, stage_info)
+        next_row = _chip_windows(ws, src, settings, windows, todo, records, next_row, arr, target, progress, cancel)
+    if done:
+        return _finish_append(ws, src, settings, windows, records, next_row, arr, stage_info, rec, done, source)
+    return _finish(ws, src, settings, windows, records, next_row, arr, stage_info, source)
+
+
+def _check_can_add(ws, src, rec, done, state, resuming, append) -> None:
+    """Refuse a source that would leave another one unfinished or mix incompatible chips.
+
+    A first source that finished with every chip dropped (``emptied``) left nothing to keep.
+    """
+    emptied = bool(rec) and not done and rec.get("chips") == 0 and len(state.get("windows", {})) == rec.get("windows")
+    if state and not resuming and not emptied and state.get("fingerprint") not in {s.get("fingerprint") for s in done}:
+        pending = (rec or {}).get("appending") or rec or {}
+        raise WorkspaceError(
+            f"Workspace {ws.root} holds unfinished chips of {_source_name(pending.get('source'))} or of other "
+            "settings. Re-run that command to finish it, or choose a new --workspace folder."
+        )
+    if not done:
+        return
+    names = ", ".join(_source_name(s.get("source")) for s in done)
+    if not append:
+        raise WorkspaceError(
+            f"Workspace {ws.root} already holds chips from {names}; it takes no other source here. "
+            "Choose a new --workspace folder; nothing stored there was changed."
+        )
+    ident = src.identity()
+    for s in done:
+        old = s.get("source") or {}
+        if old == ident or (old.get("path") is not None and old.get("path") == ident.get("path")):
+            raise WorkspaceError(
+                f"Workspace {ws.root} already holds chips of {_source_name(old)} cut with other settings "
+                "(--stride, --min-valid, --bands, --date) or from an earlier version of the file. Re-run with "
+                "the settings used then, or choose a new --workspace folder; nothing stored there was changed."
+            )
+    attrs = dict(ws.open_array(CHIPS_ZARR, PIXELS).attrs)
+    for key in ("scale", "offset"):
+        if key in attrs and [float(v) for v in attrs[key]] != [float(v) for v in getattr(src, key)]:
+            raise WorkspaceError(
+                f"{_source_name(ident)} stores values with {key} {list(getattr(src, key))}, the workspace's chips "
+                f"{attrs[key]}; they cannot share one pixel array. Choose a new --workspace folder."
+            )
+
+
+def _source_name(ident: Any) -> str:
+    """A short human name of a source identity (file name, STAC items, demo)."""
+    if not isinstance(ident, dict):
+        return "another source"
+    if ident.get("path"):
+        return Path(str(ident["path"])).name
+    if ident.get("items"):
+        return "STAC items " + ", ".join(map(str, ident["items"]))
+    return str(ident.get("kind") or "another source")
+
+
+def _keep(rec: dict[str, Any] | None) -> dict[str, Any]:
+    """A stage record without the fields that set_stage writes or that describe a pending append."""
+    return {k: v for k, v in (rec or {}).items() if k not in ("status", "updated", "appending")}
+
+
+def _result(stage: dict[str, Any], src_rec: dict[str, Any], resumed: bool = False) -> dict[str, Any]:
+    """What chip_source returns: the source's record over the stage's, with workspace totals."""
+    out = {**{k: v for k, v in stage.items() if k != "sources"}, **src_rec,
+           "total_chips": int(stage.get("chips", 0)), "n_sources": len(stage.get("sources") or [src_rec])}
+    if resumed:
+        out["resumed"] = True
+    return out
 
 
 @contextmanager
@@ -223,7 +320,10 @@ def _bounded_gdal_cache() -> Iterator[None]:
 
 
 def read_progress(ws: Workspace) -> dict[str, Any]:
-    """The progress log folded into {"fingerprint", "next_row", "windows"}; {} when there is none.
+    """The progress log folded into {"fingerprint", "base_row", "next_row", "windows"}; {} when none.
+
+    ``base_row`` is the number of chips of earlier sources (an appended source's rows start there);
+    ``next_row`` and each window's ``out_row`` count rows of the array being written.
 
     A line that does not parse (a write torn by a crash) ends the log: its batch is redone.
     """
@@ -243,6 +343,7 @@ def read_progress(ws: Workspace) -> dict[str, Any]:
             good += len(line)
             if "fingerprint" in rec:
                 state["fingerprint"] = rec["fingerprint"]
+                state["base_row"] = int(rec.get("base_row", 0))
             state["windows"].update(rec.get("windows", {}))
             state["next_row"] = rec.get("next_row", state.get("next_row", 0))
     if good < path.stat().st_size:  # drop the torn tail so later appends start on a clean line
@@ -251,9 +352,10 @@ def read_progress(ws: Workspace) -> dict[str, Any]:
     return state if "fingerprint" in state else {}
 
 
-def _start_progress(ws: Workspace, fp: str) -> None:
+def _start_progress(ws: Workspace, fp: str, base: int = 0) -> None:
     """(Re-)start the progress log with its header line, atomically."""
-    atomic_write_bytes(ws.path(PROGRESS), json.dumps({"fingerprint": fp}).encode() + b"\n")
+    head = {"fingerprint": fp, "base_row": base}
+    atomic_write_bytes(ws.path(PROGRESS), json.dumps(head).encode() + b"\n")
 
 
 def _append_progress(ws: Workspace, rec: dict[str, Any]) -> None:
@@ -264,7 +366,7 @@ def _append_progress(ws: Workspace, rec: dict[str, Any]) -> None:
         os.fsync(f.fileno())
 
 
-def _chip_windows(ws, src, settings, windows, todo, records, next_row, arr, fp, progress, cancel) -> int:
+def _chip_windows(ws, src, settings, windows, todo, records, next_row, arr, target, progress, cancel) -> int:
     """Read, judge and write the windows ``todo`` in batches; returns the next free output row.
 
     ``cancel`` is polled before every window; on cancel the windows already read are committed
@@ -278,7 +380,7 @@ def _chip_windows(ws, src, settings, windows, todo, records, next_row, arr, fp, 
 
     def commit() -> None:
         if kept_rows:
-            ws.mark_done(CHIPS_ZARR, PIXELS, kept_rows)
+            ws.mark_done(CHIPS_ZARR, target, kept_rows)
         if decided:
             _append_progress(ws, {"next_row": next_row, "windows": dict(decided)})
         kept_rows.clear()
@@ -328,8 +430,9 @@ def _array_attrs(src: RasterSource, settings: ChipSettings) -> dict[str, Any]:
     }
 
 
-def _finish(ws, src, settings, windows, records, n_kept, arr, stage_info) -> dict[str, Any]:
-    counts = {
+def _counts(src, settings, windows, records, n_kept: int) -> dict[str, Any]:
+    """Kept and dropped chips of one source, with the settings they were cut with."""
+    return {
         "chips": n_kept,
         "windows": len(windows),
         "dropped_nodata": sum(1 for r in records.values() if r["dropped"] == "nodata"),
@@ -341,25 +444,112 @@ def _finish(ws, src, settings, windows, records, n_kept, arr, stage_info) -> dic
         "scale": list(src.scale),
         "offset": list(src.offset),
     }
+
+
+def _all_dropped(src, settings, counts: dict[str, Any]) -> NoScenesError:
+    """The error for a source whose every chip was dropped, saying which threshold to relax."""
+    if counts["dropped_cloud"]:
+        return NoScenesError(
+            f"Every chip was dropped: {counts['dropped_cloud']} of {counts['windows']} have more than "
+            f"{settings.max_chip_cloud:.0%} cloud and {counts['dropped_nodata']} too little valid data. "
+            "Choose another date range (or a lower --max-cloud for the scene search), or allow cloudier "
+            "chips with --max-chip-cloud."
+        )
+    return NoScenesError(
+        f"Every chip was dropped: none of the {counts['windows']} windows has {settings.min_valid:.0%} valid "
+        f"pixels. {_small_scene_hint(src, settings) or 'Check that the area overlaps the imagery, or lower --min-valid.'}"
+    )
+
+
+def _totals(sources: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stage-level facts: the first source's (what single-source readers expect), counts summed."""
+    top = {k: v for k, v in sources[0].items() if k not in ("index", "rows", "id_prefix", "labels")}
+    for key in ("chips", "windows", "dropped_nodata", "dropped_cloud"):
+        top[key] = sum(int(s.get(key, 0)) for s in sources)
+    return top
+
+
+def _finish(ws, src, settings, windows, records, n_kept, arr, stage_info, source) -> dict[str, Any]:
+    """Finish the first source: trim the pixel array, write the table, record the stage."""
+    counts = _counts(src, settings, windows, records, n_kept)
     if n_kept == 0:
         ws.set_stage(STAGE, status="partial", **counts, **stage_info)
-        if counts["dropped_cloud"]:
-            raise NoScenesError(
-                f"Every chip was dropped: {counts['dropped_cloud']} of {len(windows)} have more than "
-                f"{settings.max_chip_cloud:.0%} cloud and {counts['dropped_nodata']} too little valid data. "
-                "Choose another date range (or a lower --max-cloud for the scene search), or allow cloudier "
-                "chips with --max-chip-cloud."
-            )
-        raise NoScenesError(
-            f"Every chip was dropped: none of the {len(windows)} windows has {settings.min_valid:.0%} valid "
-            f"pixels. {_small_scene_hint(src, settings) or 'Check that the area overlaps the imagery, or lower --min-valid.'}"
-        )
+        raise _all_dropped(src, settings, counts)
     if arr.shape[0] != n_kept:
         arr.resize((n_kept, *arr.shape[1:]))
-    table = chip_table(src, records, settings.chip_size)
-    ws.write_table(CHIP_TABLE, table)
-    ws.set_stage(STAGE, status="complete", **counts, **stage_info)
-    return ws.stage(STAGE)
+    ws.write_table(CHIP_TABLE, chip_table(src, records, settings.chip_size))
+    first = {**counts, **stage_info, "index": 0, "rows": [0, n_kept], "id_prefix": ""}
+    if source:  # the first source may follow one that was refused for dropping every chip
+        ws.manifest["source"] = source
+    ws.manifest["sources"] = [source or ws.manifest.get("source") or src.identity()]
+    ws.set_stage(STAGE, status="complete", **_totals([first]), revision=1, sources=[first])
+    return _result(ws.stage(STAGE), first)
+
+
+def _finish_append(ws, src, settings, windows, records, n_kept, pending, stage_info, rec, done,
+                   source) -> dict[str, Any]:
+    """Move a finished appended source from chips.zarr/pending to the end of the pixels and table.
+
+    Only while the pixel array and table change is the chips stage 'partial' (and the later stages,
+    which describe the old chips, are marked stale first). A crash there is finished by re-running
+    the same command: the copy is idempotent and the table is rebuilt from its rows below ``base``.
+    A source whose every chip is dropped is forgotten and the workspace left as it was.
+    """
+    counts = _counts(src, settings, windows, records, n_kept)
+    base = sum(int(s["chips"]) for s in done)
+    if n_kept == 0:
+        ws.set_stage(STAGE, status="complete", **_keep(rec))
+        ws.delete_array(CHIPS_ZARR, PENDING)
+        ws.path(PROGRESS).unlink(missing_ok=True)
+        raise NoScenesError(f"{_all_dropped(src, settings, counts)} Nothing of {_source_name(src.identity())} "
+                            f"was added; workspace {ws.root} still holds its {base} chips.")
+    index = len(done)
+    revision = int(rec.get("revision", 1)) + 1
+    src_rec = {**counts, **stage_info, "index": index, "rows": [base, base + n_kept], "id_prefix": f"s{index}_"}
+    _mark_dependents_stale(ws, revision)
+    ws.set_stage(STAGE, status="partial", **_keep(rec), appending={**stage_info, "base_row": base})
+
+    pixels = ws.resize_rows(CHIPS_ZARR, PIXELS, base + n_kept)
+    step = settings.batch or batch_for(settings.chip_size, len(src.bands))
+    for start in range(0, n_kept, step):
+        stop = min(start + step, n_kept)
+        pixels[base + start : base + stop] = pending[start:stop]   # [b, C, chip, chip]
+        ws.mark_done(CHIPS_ZARR, PIXELS, range(base + start, base + stop))
+    new = chip_table(src, records, settings.chip_size, id_prefix=src_rec["id_prefix"], source_index=index)
+    ws.write_table(CHIP_TABLE, concat_tables(ws.chip_table().iloc[:base], new))
+
+    sources = [*done, src_rec]
+    ws.manifest["sources"] = [*ws.sources, source or src.identity()]
+    ws.set_stage(STAGE, status="complete", **_totals(sources), revision=revision, sources=sources)
+    ws.delete_array(CHIPS_ZARR, PENDING)
+    return _result(ws.stage(STAGE), src_rec)
+
+
+def _mark_dependents_stale(ws: Workspace, revision: int) -> None:
+    """Mark every finished later stage (embed, evaluate, ...) partial: it describes the old chips.
+
+    Saved with the next ``set_stage``; a stage's readers then ask for it to be run again.
+    """
+    stages = ws.manifest.setdefault("stages", {})
+    for name, rec in list(stages.items()):
+        if name != STAGE and rec.get("status") == "complete":
+            stages[name] = {**rec, "status": "partial",
+                            "stale": f"chips were added (chips revision {revision}); run `clay-explore {name}` again"}
+
+
+def concat_tables(old, new):
+    """Chip tables of several sources, in row order (older tables get ``source_index`` 0)."""
+    import geopandas as gpd
+    import pandas as pd
+
+    if "source_index" not in old:
+        old = old.assign(source_index=0)
+    table = pd.concat([old, new], ignore_index=True)
+    if "labels" in table:  # a source without labels gets nulls, lists stay lists of str
+        table["labels"] = [[str(x) for x in v] if isinstance(v, (list, tuple, np.ndarray)) else None
+                           for v in table["labels"]]
+    table["source_index"] = table["source_index"].astype("int64")
+    return gpd.GeoDataFrame(table, geometry="geometry", crs="EPSG:4326")
 
 
 def _small_scene_hint(src: RasterSource, settings: ChipSettings) -> str:
@@ -392,8 +582,12 @@ def crs_string(crs: Any) -> str:
     return f"EPSG:{epsg}" if epsg else crs.to_wkt()
 
 
-def chip_table(src: RasterSource, records: dict[int, dict[str, Any]], chip: int):
-    """GeoDataFrame of the kept chips in pixel-array row order (columns: CHIP_COLUMNS [+ labels])."""
+def chip_table(src: RasterSource, records: dict[int, dict[str, Any]], chip: int, *, id_prefix: str = "",
+               source_index: int = 0):
+    """GeoDataFrame of the kept chips in pixel-array row order (CHIP_COLUMNS, source_index [, labels]).
+
+    ``id_prefix`` keeps chip ids unique when a workspace holds several sources (the first has none).
+    """
     import geopandas as gpd
     import pandas as pd
     from affine import Affine
@@ -414,7 +608,7 @@ def chip_table(src: RasterSource, records: dict[int, dict[str, Any]], chip: int)
         cx, cy = _apply(t, chip / 2, chip / 2)
         lon, lat = to_ll.transform(cx, cy)
         rows.append({
-            "chip_id": f"r{rec['row']:06d}_c{rec['col']:06d}",
+            "chip_id": f"{id_prefix}r{rec['row']:06d}_c{rec['col']:06d}",
             "geometry": Polygon(zip(lons, lats)),
             "crs": crs_name,
             "transform": [float(v) for v in list(t)[:6]],
@@ -427,6 +621,7 @@ def chip_table(src: RasterSource, records: dict[int, dict[str, Any]], chip: int)
             "valid_fraction": float(rec["valid_fraction"]),
             "cloud_fraction": rec["cloud_fraction"],
             "source": rec["source"],
+            "source_index": int(source_index),
         })
     df = pd.DataFrame(rows)
     df["datetime"] = pd.to_datetime(df["datetime"], utc=True, format="ISO8601")

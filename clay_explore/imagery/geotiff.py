@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from clay_explore.errors import ImageryError
+from clay_explore.errors import ImageryError, NoScenesError
 from clay_explore.imagery.bands import BandMap, resolve_band_map
 from clay_explore.imagery.chipping import ChipSettings, WindowData, band_scale, chip_source
 from clay_explore.imagery.dn import dn_rescale
@@ -213,10 +213,13 @@ def ingest_geotiff(
     progress: Callable[[int, int], None] | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> dict[str, Any]:
-    """Chip a local GeoTIFF/COG into a workspace; returns the 'chips' stage record.
+    """Chip a local GeoTIFF/COG into a workspace; returns the file's chips record.
 
     ``bands`` keeps a subset of sensor bands; ``file_bands`` names every file band in file order
-    (``-`` skips one) when the file's own labels or the registry order are wrong.
+    (``-`` skips one) when the file's own labels or the registry order are wrong. A workspace that
+    already holds chips of other files with the same sensor, bands and chip size takes this file's
+    after them (``total_chips``/``n_sources`` in the result); the same file again is a no-op or a
+    resume. A workspace of another sensor, band set or chip size is refused.
     """
     from clay_explore.workspace import Workspace
 
@@ -224,13 +227,76 @@ def ingest_geotiff(
     settings = ChipSettings(chip_size, stride, min_valid, max_chip_cloud)
     src = GeoTiffSource(path, sens, file_bands=file_bands, select=bands, date=date, nodata=nodata)
     try:
+        source = {"kind": "file", "path": str(Path(path).resolve())}
         ws = Workspace.create(
-            workspace, sensor=sens.name, bands=list(src.bands), chip_size=settings.chip_size,
-            source={"kind": "file", "path": str(Path(path).resolve())},
+            workspace, sensor=sens.name, bands=list(src.bands), chip_size=settings.chip_size, source=source,
             settings={"stride": settings.stride, "min_valid": min_valid, "max_chip_cloud": max_chip_cloud},
         )
         info = {"band_map": src.band_map.how, "values": src.rescale_note, "date_from": src.date_from,
-                "datetime": src.datetime.isoformat() if src.datetime else None}
-        return chip_source(ws, src, settings, info=info, progress=progress, cancel=cancel)
+                "datetime": src.datetime.isoformat() if src.datetime else None, "labels": src.labels}
+        return chip_source(ws, src, settings, info=info, append=True, source=source, progress=progress,
+                           cancel=cancel)
     finally:
         src.close()
+
+
+def ingest_geotiffs(
+    paths: Sequence[str | Path],
+    workspace: str | Path,
+    *,
+    sensor: str,
+    bands: Sequence[str] | None = None,
+    file_bands: Sequence[str] | None = None,
+    date: str | None = None,
+    chip_size: int = 256,
+    stride: int | None = None,
+    min_valid: float = 0.5,
+    max_chip_cloud: float = 1.0,
+    nodata: float | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    on_file: Callable[[int, int, Path], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> dict[str, Any]:
+    """Chip several local files of one sensor into one workspace, one after the other.
+
+    Every file is opened and checked first (raster, CRS, bands), so a bad file is reported before
+    anything is written. Each file then goes through :func:`ingest_geotiff`: finished files are
+    skipped on a re-run and an interrupted one resumes. ``progress(done, total)`` counts the
+    windows of the current file; ``on_file(i, n, path)`` is called before file ``i`` (0-based).
+    ``date`` applies to every file (default: each file's tags or name). A file whose every chip is
+    dropped is skipped (its record says why) unless no file gives a chip. Returns ``{"files":
+    [record per file], "chips": chips in the workspace, "n_sources", "added": chips new this call}``.
+    """
+    files = list({Path(p).resolve(): Path(p) for p in paths}.values())  # a file named twice is ingested once
+    if not files:
+        raise ImageryError("No file given. Name one or more GeoTIFF/COG files to ingest.")
+    sens = get_sensor(sensor)
+    first: tuple[str, ...] | None = None
+    for f in files:
+        src = GeoTiffSource(f, sens, file_bands=file_bands, select=bands, date=date, nodata=nodata)
+        src.close()
+        if first is None:
+            first = tuple(src.bands)
+        elif tuple(src.bands) != first:
+            raise ImageryError(
+                f"{f.name} gives bands {list(src.bands)} but {files[0].name} gives {list(first)}; one workspace "
+                "holds one band set. Pass --bands to keep the common ones, or ingest them into separate workspaces."
+            )
+    out: list[dict[str, Any]] = []
+    for i, f in enumerate(files):
+        if on_file is not None:
+            on_file(i, len(files), f)
+        try:
+            rec = ingest_geotiff(f, workspace, sensor=sensor, bands=bands, file_bands=file_bands, date=date,
+                                 chip_size=chip_size, stride=stride, min_valid=min_valid,
+                                 max_chip_cloud=max_chip_cloud, nodata=nodata, progress=progress, cancel=cancel)
+        except NoScenesError as err:  # one empty or cloudy file does not stop the others
+            if len(files) == 1:
+                raise
+            rec = {"chips": 0, "skipped": str(err)}
+        out.append({**rec, "file": str(f)})
+    kept = [r for r in out if "skipped" not in r]
+    if not kept:
+        raise NoScenesError(f"No file gave a chip: {out[-1]['skipped']}")
+    return {"files": out, "chips": kept[-1]["total_chips"], "n_sources": kept[-1]["n_sources"],
+            "added": sum(int(r["chips"]) for r in kept if not r.get("resumed"))}

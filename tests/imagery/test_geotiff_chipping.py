@@ -153,14 +153,24 @@ def test_crash_mid_ingest_keeps_no_half_chip(tmp_path, monkeypatch):
                                   Workspace.open(tmp_path / "clean").read_chips(slice(None)))
 
 
-def test_other_source_into_same_workspace_is_refused(tmp_path):
+def test_other_source_is_refused_where_appending_is_not_asked_for(tmp_path):
+    """fetch/demo keep one source per workspace (chip_source without append); ingest appends."""
+    from clay_explore.imagery.chipping import ChipSettings, chip_source
+    from clay_explore.imagery.geotiff import GeoTiffSource
+    from clay_explore.sensors import get_sensor
+
     f = write_raster(tmp_path / "a.tif", s2_scene((64, 64), seed=1))
     g = write_raster(tmp_path / "b.tif", s2_scene((64, 64), seed=2))
     ingest_geotiff(f, tmp_path / "ws", sensor="sentinel-2-l2a", chip_size=64)
-    before = Workspace.open(tmp_path / "ws").read_chips([0])
-    with pytest.raises(WorkspaceError, match="already holds chips"):
-        ingest_geotiff(g, tmp_path / "ws", sensor="sentinel-2-l2a", chip_size=64)
-    np.testing.assert_array_equal(Workspace.open(tmp_path / "ws").read_chips([0]), before)
+    ws = Workspace.open(tmp_path / "ws")
+    before = ws.read_chips([0])
+    src = GeoTiffSource(g, get_sensor("sentinel-2-l2a"))
+    with pytest.raises(WorkspaceError, match="already holds chips from a.tif"):
+        chip_source(ws, src, ChipSettings(64))
+    src.close()
+    after = Workspace.open(tmp_path / "ws")
+    np.testing.assert_array_equal(after.read_chips(slice(None)), before)
+    assert after.stage("chips")["status"] == "complete"
 
 
 SAMPLES = {
