@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import streamlit as st
 
+from clay_explore import app_jobs, maps
 from clay_explore import app_state as S
 from clay_explore import app_ui as ui
-from clay_explore import maps
 from clay_explore.errors import ClayExploreError
 
 INTRO = """
@@ -39,10 +39,12 @@ def _model_box() -> None:
     st.subheader("Model")
     status = ui.model_status()
     if not status.get("available"):
-        st.error(f"No Clay checkpoint yet. {status.get('problem') or ''}", icon=":material/error:")
+        fix = status.get("problem") or ("Press the button below to download it once (about 1.3 GB), run "
+                                        "`clay-explore model download`, or set CLAY_CHECKPOINT=/path/to/clay-v1.5.ckpt.")
+        st.error(f"No Clay checkpoint yet: embedding and reconstructions need it. {fix}", icon=":material/error:")
         st.caption(f"It would be downloaded from {status.get('url', 'the Hugging Face Hub')} into "
                    f"{status.get('cache_dir', 'the Hugging Face cache')} (about 1.3 GB).")
-        if st.button("Download the Clay v1.5 checkpoint", key="download_ckpt"):
+        if st.button("Download the Clay v1.5 checkpoint", key="download_ckpt", disabled=bool(status.get("offline"))):
             _download()
         return
     model = None
@@ -121,7 +123,7 @@ def _start_row() -> None:
 
 def _open_demo() -> None:
     path = S.named_workspace(S.DEMO_NAME)
-    with ui.guard("Demo scene"):
+    with ui.guard("Demo scene"), app_jobs.workspace_lock(path):  # two sessions never chip it at once
         if not (path / "manifest.json").exists() or not _chips_complete(path):
             from clay_explore.imagery import ingest_demo
 

@@ -30,6 +30,7 @@ PROJECTION = "ce_projection"          # str | None: key of the last projection s
 RUNNING = "ce_running"                # dict[str, float]: long stages started in this session (for cancel notices)
 MESSAGES = "ce_messages"              # list[tuple[str, str]]: (kind, text) to show after a rerun
 FAST = "ce_fast"                      # bool: bf16 inference
+JOBS_SEEN = "ce_jobs_seen"            # set[tuple]: background jobs whose outcome this session has shown
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,7 +20,7 @@ from typing import Any
 
 import streamlit as st
 
-from clay_explore import DATA_DIR
+from clay_explore import DATA_DIR, app_jobs
 from clay_explore import app_state as S
 from clay_explore.errors import CheckpointError, ClayExploreError, StageMissingError
 from clay_explore.workspace import Workspace
@@ -180,15 +181,9 @@ def require_workspace(stage: str | None = None, hint: str = "") -> Workspace:
     return ws
 
 
-@st.cache_resource
-def _locks() -> dict[str, threading.Lock]:
-    return {}
-
-
 def workspace_lock(ws: Workspace) -> threading.Lock:
     """One lock per workspace per server: two sessions never write the same workspace at once."""
-    locks = _locks()
-    return locks.setdefault(str(ws.root.resolve()), threading.Lock())
+    return app_jobs.workspace_lock(ws.root)
 
 
 # ---------------------------------------------------------------------------------------------- model
@@ -196,7 +191,11 @@ def workspace_lock(ws: Workspace) -> threading.Lock:
 def _load_model(path: str, fast: bool):
     from clay_explore.model import load_model
 
-    return load_model(path, fast=fast)
+    model = load_model(path, fast=fast)
+    # one line in the server log per load: the browser test counts them (two sessions, one load)
+    print(f"clay-explore: loaded the Clay model from {path} ({'bf16' if fast else 'float32'})", file=sys.stderr,
+          flush=True)
+    return model
 
 
 _LOADED: dict[str, Any] = {}
@@ -255,6 +254,14 @@ def _fmt_eta(seconds: float | None) -> str:
     return f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
+def progress_text(label: str, done: int, total: int, rate: float | None, eta: float | None, unit: str) -> str:
+    """'label: done/total unit · rate unit/s · ETA' (the same wording for every long stage)."""
+    text = f"{label}: {done}/{total} {unit}".rstrip()
+    if rate:
+        text += f" · {rate:.2f} {unit}/s".replace(" /s", "/s")
+    return text + f" · ETA {_fmt_eta(eta)}"
+
+
 class StageProgress:
     """A progress bar fed by ``(done, total[, info])`` callbacks; shows rate and ETA."""
 
@@ -274,12 +281,61 @@ class StageProgress:
         if eta is None and rate:
             eta = (total - done) / rate
         frac = min(max(done / total, 0.0), 1.0) if total else 1.0
-        self.bar.progress(frac, text=f"{self.label}: {done}/{total} {self.unit} · {rate:.2f} {self.unit}/s · "
-                                     f"ETA {_fmt_eta(eta)}")
+        self.bar.progress(frac, text=progress_text(self.label, done, total, rate, eta, self.unit))
 
     def fraction(self, frac: float, message: str) -> None:
         """For stages that report a fraction and a message."""
         self.bar.progress(min(max(frac, 0.0), 1.0), text=f"{self.label}: {message}")
+
+
+# ---------------------------------------------------------------------------------------------- background jobs
+#: Seconds between redraws of a running job's progress bar (each redraw is a short script run).
+JOB_POLL_S = 1.0
+
+
+def start_job(ws: Workspace, stage: str, label: str, fn: Callable[[app_jobs.Job], Any]) -> app_jobs.Job:
+    """Start ``fn(job)`` in a server thread (see ``app_jobs``) and rerun so the page shows its progress."""
+    job = app_jobs.start_job(ws.root, stage, label, fn)
+    st.rerun()
+    return job
+
+
+def job_panel(ws: Workspace, stage: str, unit: str = "chips") -> app_jobs.Job | None:
+    """Progress, rate, ETA and Cancel of the ``stage`` job on this workspace; its outcome once when it ended.
+
+    Returns the job (running or finished) or None. Cancel sets the job's threading.Event, which the
+    library checks between batches; the page reruns by itself when the job ends.
+    """
+    job = app_jobs.get_job(ws.root, stage)
+    if job is None:
+        return None
+    if job.running:
+        _job_progress(job, unit)
+        return job
+    seen = st.session_state.setdefault(S.JOBS_SEEN, set())
+    if (id(job), job.started) not in seen:
+        seen.add((id(job), job.started))
+        if job.status == app_jobs.FAILED:
+            st.error(f"{job.label}: {job.message}", icon=":material/error:")
+    return job
+
+
+@st.fragment(run_every=JOB_POLL_S)
+def _job_progress(job: app_jobs.Job, unit: str) -> None:
+    if not job.running:
+        st.rerun()
+    if job.waiting:
+        st.progress(0.0, text=f"{job.label}: waiting for another job on this workspace to finish…")
+    else:
+        info = job.info
+        frac = min(max(job.done / job.total, 0.0), 1.0) if job.total else 0.0
+        st.progress(frac, text=progress_text(job.label, job.done, job.total, info.get("chips_per_s"),
+                                             info.get("eta_s"), unit))
+    if job.cancel.is_set():
+        st.caption("Cancelling: the stage stops after the current batch and keeps what is finished…")
+    else:
+        st.button("Cancel", key=f"{job.stage}_cancel", on_click=job.cancel.set,
+                  help="Stops after the current batch; finished work is kept and the next run resumes.")
 
 
 def begin_long(stage: str) -> None:
@@ -361,6 +417,27 @@ def chip_thumbnails(root: str, stamp: str, rows: tuple[int, ...], combo: tuple[s
     return dict(zip(rows, views.thumbnails(pixels, ws.bands, list(combo), size)))
 
 
+def ensure_image_vectors(ws: Workspace) -> None:
+    """Mean/max/GeM image vectors from the stored tokens (parameter-free: no fit or evaluation needed).
+
+    Computed once per embed run into vectors.zarr; skipped (with a note) while a job writes the workspace.
+    """
+    from clay_explore.vectors import ensure_parameter_free_vectors, stale_methods
+
+    rec = ws.stage("embed") or {}
+    if rec.get("status") != "complete" or not stale_methods(ws):
+        return
+    lock = workspace_lock(ws)
+    if not lock.acquire(blocking=False):
+        st.caption("Mean/max/GeM image vectors appear when the job running on this workspace has finished.")
+        return
+    try:
+        with st.spinner("Pooling the patch tokens into mean, max and GeM image vectors (once)…"), guard("Image vectors"):
+            ensure_parameter_free_vectors(ws)
+    finally:
+        lock.release()
+
+
 def workspace_stamp(ws: Workspace) -> str:
     """Changes when the workspace's stages change (cache key for derived pictures)."""
     return json.dumps(ws.manifest.get("stages", {}), sort_keys=True, default=str)
@@ -399,8 +476,9 @@ def _reconstruction(root: str, stamp: str, row: int, fitted: tuple[str, ...], mo
 
 
 def reconstruction(ws: Workspace, row: int, model: Any, fitted: tuple[str, ...]) -> dict[str, Any]:
-    """Every reconstruction of one chip (cached per workspace state, chip and model)."""
-    return _reconstruction(str(ws.root), workspace_stamp(ws), int(row), tuple(fitted), _model_key(model), model)
+    """Every reconstruction of one chip (cached per workspace state, fits, chip and model)."""
+    fits = json.dumps([(m, (ws.read_json(f"methods/{m}/config.json") or {}).get("fitted")) for m in fitted])
+    return _reconstruction(str(ws.root), workspace_stamp(ws) + fits, int(row), tuple(fitted), _model_key(model), model)
 
 
 def evaluation_table(ev: dict[str, Any]):

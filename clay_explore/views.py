@@ -336,11 +336,11 @@ def scatter_figure(
                 name = str(sub["chip_id"].iloc[0])
                 fig.add_trace(_trace(sub, name, {"color": palette[n % len(palette)], "size": _size(sub), "opacity": 0.8}))
         else:
-            fig.add_trace(_trace(df, "points", {"color": df["row"].to_numpy(), "colorscale": "Turbo", "size": _size(df),
+            fig.add_trace(_trace(df, "chip #", {"color": df["row"].to_numpy(), "colorscale": "Turbo", "size": _size(df),
                                                       "opacity": 0.7, "colorbar": {"title": "chip #"}, "showscale": True},
                                  showlegend=False))
     elif color_by == "value":
-        fig.add_trace(_trace(df, "points", {"color": df["value"].to_numpy(), "colorscale": "RdYlGn", "cmin": -0.2, "cmax": 0.9,
+        fig.add_trace(_trace(df, str(df.attrs.get("value_name", "value")), {"color": df["value"].to_numpy(), "colorscale": "RdYlGn", "cmin": -0.2, "cmax": 0.9,
                                                   "size": _size(df), "opacity": 0.8,
                                                   "colorbar": {"title": str(df.attrs.get("value_name", "value"))},
                                                   "showscale": True}, showlegend=False))
@@ -360,9 +360,13 @@ def scatter_figure(
         if len(sub):
             fig.add_trace(_trace(sub, "selected chips", {"color": "rgba(0,0,0,0)", "size": _size(sub) + 4,
                                                              "line": {"color": "black", "width": 2}}))
+    has_scale = any(getattr(t.marker, "showscale", None) for t in fig.data)
+    legend = {"title": _legend_title(color_by), "itemsizing": "constant"}
+    if has_scale:  # the colour bar takes the right side: the legend goes under the plot
+        legend.update(orientation="h", x=0.0, y=-0.04, yanchor="top", title="")
     fig.update_layout(
-        title=title, height=520, margin={"l": 10, "r": 10, "t": 50, "b": 10}, dragmode="lasso",
-        legend={"title": _legend_title(color_by), "itemsizing": "constant"},
+        title=title, height=520, margin={"l": 10, "r": 10, "t": 50, "b": 40 if has_scale else 10},
+        dragmode="lasso", legend=legend,
         xaxis={"title": "UMAP 1", "showticklabels": False, "zeroline": False},
         yaxis={"title": "UMAP 2", "showticklabels": False, "zeroline": False},
         plot_bgcolor="white",

@@ -86,6 +86,7 @@ with form_col:
                 st.error("Choose a start and an end date.")
             else:
                 if search:
+                    st.session_state.pop(S.SCENES, None)  # a failed search must not leave the old list
                     with ui.guard("Search"):
                         from clay_explore.imagery import search_scenes, validate_bbox
 

@@ -6,13 +6,15 @@ import streamlit as st
 
 from clay_explore import app_state as S
 from clay_explore import app_ui as ui
+from clay_explore.workspace import EMBEDDINGS_ZARR
 
 ui.page_header("Embed", "Encode each chip with Clay's encoder and keep every patch token and the CLS token.")
 ws = ui.require_workspace("chips", "Fetch imagery, upload a GeoTIFF or open the demo scene first.")
-ui.report_interrupted("embed", "Embedding")
+job = ui.job_panel(ws, "embed")
+running = job is not None and job.running
 
 n = ws.n_chips()
-done = int(ws.done_mask("embeddings.zarr", "cls", n).sum())
+done = int(ws.done_mask(EMBEDDINGS_ZARR, "cls", n).sum())
 rec = ws.stage("embed")
 c1, c2, c3 = st.columns(3)
 c1.metric("Chips", n)
@@ -27,26 +29,29 @@ if rec:
     )
     if rec.get("untrained"):
         st.warning(f"These embeddings come from an {rec.get('note', 'untrained model')}.", icon=":material/warning:")
+    if rec.get("status") == "partial" and not running:
+        st.warning(f"Embedding cancelled, {done} of {n} chips done. Press Embed to resume; finished chips are kept.",
+                   icon=":material/pause_circle:")
 
-if done == n:
+complete = done == n and rec is not None and rec.get("status") == "complete"
+if complete and not running:
     st.success("Every chip is embedded. Nothing to do; the next pages read these tokens.")
     ui.link("projections", "Next: projections", icon=":material/arrow_forward:")
-else:
+elif not running:
     model = ui.require_checkpoint()
     batch = st.select_slider("Batch size", options=[1, 2, 4, 8, 16], value=8, key="embed_batch")
-    go, cancel = st.columns([1, 4])
-    start = go.button("Embed" if done == 0 else f"Resume ({n - done} left)", type="primary", key="embed_go",
-                      disabled=model is None)
-    cancel.button("Cancel", key="embed_cancel", help="Stops after the current batch; finished chips are kept.")
-    if start and model is not None:
+    label = "Embed" if done == 0 else f"Embed (resume, {n - done} left)"
+    if st.button(label, type="primary", key="embed_go", disabled=model is None) and model is not None:
         from clay_explore.embed import embed_workspace
+        from clay_explore.vectors import ensure_parameter_free_vectors
 
-        ui.begin_long("embed")
-        prog = ui.StageProgress("Embedding")
-        with ui.workspace_lock(ws), ui.guard("Embedding"):
-            embed_workspace(ws, model=model, batch_size=int(batch), progress=prog, show_progress=False,
-                            fast=bool(st.session_state.get(S.FAST, False)))
-            ui.end_long("embed")
-            ui.flash("success", f"Embedded {n} chips.")
-            st.rerun()
-        ui.end_long("embed")
+        fast = bool(st.session_state.get(S.FAST, False))
+
+        def _embed(job):
+            record = embed_workspace(ws.root, model=model, batch_size=int(batch), progress=job.progress,
+                                     cancel=job.cancel, show_progress=False, fast=fast)
+            job.label = "Image vectors (mean, max, GeM)"
+            ensure_parameter_free_vectors(ws.root, progress=job.progress, cancel=job.cancel)
+            return record
+
+        ui.start_job(ws, "embed", "Embedding", _embed)

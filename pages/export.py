@@ -11,6 +11,7 @@ from clay_explore import export
 
 ui.page_header("Export", "Take the results away: the files open in geopandas (GeoParquet) and xarray (zarr).")
 ws = ui.require_workspace("embed", "Embed the chips first.")
+ui.ensure_image_vectors(ws)
 out_dir = ws.path("exports")
 
 st.subheader("Image embeddings")

@@ -12,11 +12,13 @@ from clay_explore import projection as P
 ui.page_header("Projections", "UMAP maps each embedding to a point; nearby points are embeddings Clay finds alike. "
                               "Hover a point to see its chip (and patch); lasso points to select chips.")
 ws = ui.require_workspace("embed", "Embed the chips first.")
+ui.ensure_image_vectors(ws)
 warm = ui.start_warmup()
 if not warm["done"]:
     st.caption("⏳ UMAP is compiling in the background (once per server); the first projection may wait for it.")
 
-sources_all = P.available_sources(ws)
+found = P.available_sources(ws)
+sources_all = [s for s in found if s == "patches"] + views.sort_methods([s for s in found if s != "patches"])
 labels = {s: views.method_label(s) for s in sources_all}
 c1, c2, c3 = st.columns([3, 2, 2])
 default = [s for s in ("patches", "mean", "cls") if s in sources_all]

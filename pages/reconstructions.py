@@ -21,38 +21,54 @@ from clay_explore.fit import fitted_methods
 
 fitted = fitted_methods(ws)
 ids = ws.chip_table()["chip_id"].astype(str).tolist()
+status = {m: (ws.read_json(f"methods/{m}/config.json") or {}).get("status") for m in fitted}
+partial = [m for m in fitted if status[m] not in (None, "complete")]
 
 # ---------------------------------------------------------------------------------------------- fit
-with st.expander(f"Aggregators: {len(fitted)} of {len(METHODS)} fitted", expanded=not fitted):
+fit_job = ui.job_panel(ws, "fit")
+eval_job = ui.job_panel(ws, "evaluate")
+busy = any(j is not None and j.running for j in (fit_job, eval_job))
+title = f"Aggregators: {len(fitted) - len(partial)} of {len(METHODS)} fitted" + (
+    f", {len(partial)} cancelled early" if partial else "")
+with st.expander(title, expanded=not fitted or bool(partial) or busy):
     st.caption("Each aggregator gets a trained expander that maps its vector back to patch tokens (Clay stays "
                "frozen). Parameter-free ones (mean, max, GeM, CLS) train only the expander, so the comparison is fair.")
-    missing = [m for m in METHODS if m not in fitted]
+    if fit_job is not None and fit_job.status == "cancelled" and not busy:
+        done_m, todo_m = fit_job.notes.get("done", []), fit_job.notes.get("todo", [])
+        st.warning(f"Fitting cancelled, {len(done_m)} of {len(todo_m)} methods done"
+                   + (f" ({', '.join(views.method_label(m) for m in partial)} kept the best weights so far)"
+                      if partial else "") + ". Press Fit to resume.", icon=":material/pause_circle:")
+    elif eval_job is not None and eval_job.status == "cancelled" and not busy:
+        st.info("Evaluation cancelled; nothing was written. Press Evaluate to run it again.")
+    elif partial and not busy:
+        st.warning(f"{', '.join(views.method_label(m) for m in partial)}: fitting was cancelled early; press Fit "
+                   "to train fully.", icon=":material/pause_circle:")
+    missing = [m for m in METHODS if m not in fitted or m in partial]
     f1, f2, f3 = st.columns([3, 1, 1])
     todo = f1.multiselect("Fit", missing, default=missing, format_func=views.method_label, key="fit_methods")
     epochs = f2.number_input("Epochs", 1, 200, 10, key="fit_epochs")
-    go = f3.button("Fit", type="primary", key="fit_go", disabled=not todo)
-    f3.button("Cancel", key="fit_cancel", help="Stops after the current batch; the best weights so far are kept.")
-    ui.report_interrupted("fit", "Fitting")
-    if go:
+    if f3.button("Fit", type="primary", key="fit_go", disabled=not todo or busy):
         from clay_explore.fit import fit_method
 
-        ui.begin_long("fit")
-        with ui.workspace_lock(ws):
-            for m in todo:
-                prog = ui.StageProgress(f"Fitting {views.method_label(m)}", unit="chips")
-                with ui.guard(f"Fitting {m}"):
-                    fit_method(ws, m, epochs=int(epochs), model=model, progress=prog, show_progress=False)
-        ui.end_long("fit")
-        st.rerun()
+        root, chosen, n_epochs = ws.root, list(todo), int(epochs)
+
+        def _fit(job):
+            job.notes.update(done=[], todo=chosen)
+            for i, m in enumerate(chosen):
+                job.label = f"Fitting {views.method_label(m)} ({i + 1} of {len(chosen)})"
+                fit_method(root, m, epochs=n_epochs, model=model, progress=job.progress, cancel=job.cancel,
+                           show_progress=False)
+                job.notes["done"].append(m)
+
+        ui.start_job(ws, "fit", "Fitting", _fit)
     ev = ws.read_json("evaluation.json")
     stale = ev is None or any(not (ev.get("methods", {}).get(m) or {}).get("fitted") for m in fitted)
-    if fitted and stale and st.button("Evaluate all methods (metrics + image vectors)", key="eval_go"):
+    if fitted and stale and not busy and st.button("Evaluate all methods (metrics + image vectors)", key="eval_go"):
         from clay_explore.evaluate import evaluate_workspace
 
-        prog = ui.StageProgress("Evaluating")
-        with ui.workspace_lock(ws), ui.guard("Evaluation"):
-            evaluate_workspace(ws, model=model, progress=prog, show_progress=False)
-            st.rerun()
+        root = ws.root
+        ui.start_job(ws, "evaluate", "Evaluating", lambda job: evaluate_workspace(
+            root, model=model, progress=job.progress, cancel=job.cancel, show_progress=False))
 
 # ---------------------------------------------------------------------------------------------- grid
 focus = st.session_state.get(S.FOCUS_CHIP)
@@ -63,8 +79,11 @@ rows = c1.multiselect("Chips", list(range(len(ids))), default=[r for r in select
 combos = views.band_combinations(ws.sensor, ws.bands)
 combo_name = c2.selectbox("Bands", list(combos), key="recon_combo")
 combo = combos[combo_name]
+untrained = bool((ws.stage("embed") or {}).get("untrained"))
 shared = st.toggle("Stretch every panel like the original (compare brightness); off = each panel on its own",
-                   value=True, key="recon_shared_stretch")
+                   value=not untrained, key="recon_shared_stretch",
+                   help="An untrained model's reconstructions are far off the original's range, so each panel "
+                        "starts with its own stretch there.")
 
 for row in rows:
     with ui.guard(f"Chip {ids[row]}"):

@@ -11,6 +11,7 @@ from clay_explore import maps, similar, views
 ui.page_header("Similar chips", "Pick a chip (here, on the map, or in a UMAP plot) and compare its nearest "
                                 "neighbours under each aggregator; methods that keep the same information agree.")
 ws = ui.require_workspace("embed", "Embed the chips first.")
+ui.ensure_image_vectors(ws)
 ids = ws.chip_table()["chip_id"].astype(str).tolist()
 focus = st.session_state.get(S.FOCUS_CHIP) or 0
 c1, c2, c3 = st.columns([2, 1, 3])
@@ -23,9 +24,9 @@ with ui.guard("Similar chips"):
     vecs = similar.method_vectors(ws)
     methods = c3.multiselect("Methods", views.sort_methods(list(vecs)), default=views.sort_methods(list(vecs)),
                              format_func=views.method_label, key="sim_methods")
-    if len(vecs) == 1:
-        st.caption("Only the CLS token has image vectors so far; mean/max/GeM and fitted aggregators appear after "
-                   "the evaluation on the Reconstructions page.")
+    if not any(m in vecs for m in ("linear", "attention", "perceiver")):
+        st.caption("Learned aggregators (linear, attention) appear here after they are fitted and evaluated on "
+                   "the Reconstructions page.")
     neigh = similar.top_k(ws, int(row), int(k), methods or None)
     combo = next(iter(views.band_combinations(ws.sensor, ws.bands).values()))
     rows_needed = tuple(sorted({int(row), *neigh["row"].tolist()}))

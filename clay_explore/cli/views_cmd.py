@@ -1,4 +1,4 @@
-"""`clay-explore project | export`: the app's projections and exports from the command line.
+"""`clay-explore project | export | vectors`: the app's projections and exports from the command line.
 
 Each command parses its options, calls one library function and prints the result, so the CLI
 produces exactly the files the Projections and Export pages read and offer.
@@ -14,7 +14,7 @@ _JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
 def register(group: click.Group) -> None:
-    for command in (project, export):
+    for command in (project, export, vectors):
         group.add_command(command)
 
 
@@ -78,3 +78,13 @@ def export(workspace: str, out_dir: str, what: tuple[str, ...], patch_format: st
             click.echo(f"{kind}: {len(path)} files in {path[0].parent if path else out_dir}")
         else:
             click.echo(f"{kind}: {path}")
+
+
+@click.command()
+@_WORKSPACE
+def vectors(workspace: str) -> None:
+    """Mean, max and GeM image vectors from the stored patch tokens (no fit needed) into vectors.zarr."""
+    from clay_explore.vectors import ensure_parameter_free_vectors
+
+    done = ensure_parameter_free_vectors(workspace)
+    click.echo(f"computed {', '.join(done)}" if done else "mean, max and GeM vectors are up to date")

@@ -25,6 +25,8 @@ PATCH = 8
 APP = Path(__file__).resolve().parent.parent.parent / "app.py"
 ORIGIN = (400_000.0, 4_170_000.0)  # UTM 18N, Virginia's Eastern Shore
 EPSG = 32618
+#: BigEarthNet-style multi-labels (list of class names per chip), cycled over the generated chips.
+LABELS = (["Coniferous forest"], ["Pastures", "Arable land"], ["Water bodies"])
 
 
 def make_chips(n: int, size: int, bands: int = 10, seed: int = 0) -> np.ndarray:
@@ -54,7 +56,7 @@ def chip_table(n: int, size: int, gsd: float = 10.0, cols: int = 4):
         polys.append(box(x0, y0 - size * gsd, x0 + size * gsd, y0))
         recs.append({"chip_id": f"chip-{k:03d}", "crs": f"EPSG:{EPSG}", "transform": [gsd, 0.0, x0, 0.0, -gsd, y0],
                          "row": r * size, "col": c * size, "datetime": None, "gsd": gsd, "valid_fraction": 1.0,
-                         "cloud_fraction": None, "source": "synthetic"})
+                         "cloud_fraction": None, "source": "synthetic", "labels": LABELS[k % len(LABELS)]})
     gdf = gpd.GeoDataFrame(recs, geometry=polys, crs=EPSG).to_crs(4326)
     cent = gpd.GeoSeries(polys, crs=EPSG).centroid.to_crs(4326)
     gdf["lat"], gdf["lon"] = cent.y.to_numpy(), cent.x.to_numpy()

@@ -61,3 +61,41 @@ def synthetic_ws(tmp_path) -> Path:
     dest = tmp_path / "synthetic"
     make_workspace(dest)
     return dest
+
+
+def _hub_server_module():
+    """tests/hub/hub_server.py imported by path (tests/ is not a package)."""
+    import importlib.util
+
+    name = "clay_explore_tests_hub_server"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, HERE.parent / "hub" / "hub_server.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@pytest.fixture
+def hub_app_env(app_env, tmp_path, monkeypatch, tiny_checkpoint):
+    """The app with no checkpoint yet, online against a loopback Hub serving the tiny checkpoint; yields the hub."""
+    from huggingface_hub import constants as hf_constants
+
+    home = tmp_path / "hf_home"
+    for name in ("CLAY_CHECKPOINT", "HF_HUB_OFFLINE", "HF_HUB_CACHE", "HF_TOKEN", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    # values huggingface_hub froze at import that would reach outside tmp_path (token files, telemetry)
+    monkeypatch.setattr(hf_constants, "HF_TOKEN_PATH", str(home / "token"))
+    monkeypatch.setattr(hf_constants, "HF_STORED_TOKENS_PATH", str(home / "stored_tokens"))
+    monkeypatch.setattr(hf_constants, "HF_HUB_DISABLE_TELEMETRY", True)
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)  # app_env's HF_HUB_OFFLINE=1 may have been frozen
+    hub_server = _hub_server_module()
+    hub = hub_server.HubServer({hub_server.FILENAME: tiny_checkpoint}).start()
+    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+    try:
+        yield hub
+    finally:
+        hub.stop()

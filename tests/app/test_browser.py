@@ -217,19 +217,19 @@ def test_draw_fetch_embed_project_reconstruct_export(stac, tiny_checkpoint, tmp_
     app = AppServer(tmp_path, env)
     try:
         app.wait()
+        _step("server up")
         with sync_playwright() as p:
             browser = launch(p)
-            context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-            route_cdns(context)
-            page = context.new_page()
-            page.set_default_timeout(WAIT)
             logs: list[str] = []
-            page.on("console", lambda m: logs.append(f"console {m.type}: {m.text}"))
-            page.on("pageerror", lambda e: logs.append(f"pageerror: {e}"))
+            page, demo = (_session(browser, logs, name) for name in ("A", "B"))
             try:
-                _flow(page, app.url, stac, tmp_path)
+                _flow(page, demo, app.url, stac, tmp_path)
+                # two sessions, one server: the model was loaded once, and no script ever raised
+                assert app.tail(10**6).count("clay-explore: loaded the Clay model") == 1, app.tail()
+                assert "Traceback" not in app.tail(10**6), app.tail()
             except Exception:
                 page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
+                demo.screenshot(path=str(tmp_path / "failure-demo.png"), full_page=True)
                 print("--- streamlit log ---\n" + app.tail(), file=sys.stderr)
                 print("--- browser console ---\n" + "\n".join(logs[-60:]), file=sys.stderr)
                 raise
@@ -239,14 +239,45 @@ def test_draw_fetch_embed_project_reconstruct_export(stac, tiny_checkpoint, tmp_
         app.stop()
 
 
-def _flow(page, url: str, stac, tmp_path) -> None:
-    # ---- home
+_T0 = [time.monotonic()]
+
+
+def _step(name: str) -> None:
+    """Print the seconds since the previous step (pytest -s shows where the time goes)."""
+    now = time.monotonic()
+    print(f"[e2e] {name}: {now - _T0[0]:.1f} s", file=sys.stderr, flush=True)
+    _T0[0] = now
+
+
+def _session(browser, logs: list[str], name: str):
+    """A page in its own browser context (= its own Streamlit session), CDNs served locally."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    route_cdns(context)
+    page = context.new_page()
+    page.set_default_timeout(WAIT)
+    page.on("console", lambda m: logs.append(f"{name} console {m.type}: {m.text}"))
+    page.on("pageerror", lambda e: logs.append(f"{name} pageerror: {e}"))
+    return page
+
+
+def _own_workspace(page) -> str:
+    text = page.get_by_text(re.compile(r"This session's workspace session-\w+ is empty")).first.inner_text()
+    return re.search(r"session-\w+", text).group(0)
+
+
+def _flow(page, demo, url: str, stac, tmp_path) -> None:
+    _step('home, in two sessions at once: ea')
+    # ---- home, in two sessions at once: each gets its own workspace, the model loads once
     page.goto(url, wait_until="domcontentloaded")
-    page.get_by_role("heading", name="Clay explore").wait_for()
-    page.get_by_text("Untrained test model").first.wait_for()
-    _idle(page)
+    demo.goto(url, wait_until="domcontentloaded")
+    for p in (page, demo):
+        p.get_by_role("heading", name="Clay explore").wait_for()
+        p.get_by_text("Untrained test model").first.wait_for()
+        _idle(p)
+    assert _own_workspace(page) != _own_workspace(demo)
     _shot(page, "home")
 
+    _step("area: type the scene's bbox (cent")
     # ---- area: type the scene's bbox (centres the map), then draw a rectangle inside it
     _nav(page, "Area")
     w, s, e, n = _scene_bbox()
@@ -269,15 +300,18 @@ def _flow(page, url: str, stac, tmp_path) -> None:
     page.get_by_role("button", name="Fetch and chip").click()
     page.get_by_text(re.compile(r"Stored \d+ chips")).first.wait_for()
     _idle(page)
+    page.get_by_text("Max scene cloud cover").first.wait_for()  # the whole page is back, not just the message
+    _map_frame(page, (cx, cy))
     _shot(page, "area")
 
+    _step('embed')
     # ---- embed
     _nav(page, "Embed")
     page.get_by_role("button", name="Embed").first.click()
     page.get_by_text("Every chip is embedded").wait_for()
     _idle(page)
-    _shot(page, "embed")
 
+    _step('projections: compute once, see th')
     # ---- projections: compute once, see the plot
     _nav(page, "Projections")
     page.get_by_role("button", name="Compute UMAP").click()
@@ -287,8 +321,8 @@ def _flow(page, url: str, stac, tmp_path) -> None:
     page.get_by_text("trustworthiness@10").first.wait_for()
     _idle(page)
     _hover_first_point(page)
-    _shot(page, "projections")
 
+    _step('reconstructions: the grid of orig')
     # ---- reconstructions: the grid of original / full tokens / CLS only
     _nav(page, "Reconstructions")
     page.get_by_text("Full tokens (reference)").first.wait_for()
@@ -297,14 +331,14 @@ def _flow(page, url: str, stac, tmp_path) -> None:
     page.wait_for_function("() => Array.from(document.querySelectorAll('[data-testid=\"stImage\"] img'))"
                            ".every(i => i.complete && i.naturalWidth > 0)")
     _idle(page)
-    _shot(page, "reconstructions")
 
+    _step('similar chips')
     # ---- similar chips
     _nav(page, "Similar chips")
     page.get_by_text("Query").first.wait_for()
     _idle(page)
-    _shot(page, "similar")
 
+    _step('export: build and download the Ge')
     # ---- export: build and download the GeoParquet, open it with geopandas
     _nav(page, "Export")
     page.get_by_role("button", name="Build image_embeddings.parquet").click()
@@ -319,6 +353,41 @@ def _flow(page, url: str, stac, tmp_path) -> None:
 
     import geopandas as gpd
 
+    _step('session B, the workshop path: dem')
+    # ---- session B, the workshop path: demo scene (offline), (A's session stays open)
+    demo.get_by_role("button", name="Open the demo scene").click()
+    demo.get_by_text("Working in demo").first.wait_for()
+    _idle(demo)
+    _nav(demo, "Embed")
+    demo.get_by_role("button", name="Embed").first.click()  # a background job; the page polls its progress
+
+
+    _step('session B: embedding finished mea')
+    # ---- session B: projections of a patch subsample + image vectors,
+    # reconstructions and similar chips of the real demo scene (these screenshots go to the README)
+    demo.get_by_text("Every chip is embedded").wait_for()
+    _idle(demo)
+    _shot(demo, "embed")
+    _nav(demo, "Projections")
+    demo.get_by_text("UMAP parameters").first.click()
+    _fill(demo, "max points", "4000")
+    demo.get_by_role("button", name="Compute UMAP").click()
+    demo.get_by_text("trustworthiness@10").first.wait_for()
+    _idle(demo)
+    _hover_first_point(demo)
+    _shot(demo, "projections")
+    _nav(demo, "Reconstructions")
+    demo.get_by_text("CLS only (Clay baseline)").first.wait_for()
+    demo.wait_for_function("() => Array.from(document.querySelectorAll('[data-testid=\"stImage\"] img'))"
+                           ".filter(i => i.complete && i.naturalWidth > 0).length >= 3")
+    _idle(demo)
+    _shot(demo, "reconstructions")
+    _nav(demo, "Similar chips")
+    demo.get_by_text("Mean pooling").first.wait_for()  # parameter-free vectors without any fit
+    _idle(demo)
+    _shot(demo, "similar")
+
+    _step("end")
     g = gpd.read_parquet(target)
     assert len(g) >= 1 and "emb_cls" in g.columns and g.crs.to_epsg() == 4326
     assert g.geometry.is_valid.all()

@@ -5,10 +5,14 @@ The tiny checkpoint is untrained, so every page that shows model output must say
 
 from __future__ import annotations
 
+import json
+import sys
+
 import geopandas as gpd
 import pytest
-from app_data import new_app
+from app_data import APP, new_app
 
+from clay_explore import app_jobs
 from clay_explore import app_state as S
 from clay_explore.workspace import Workspace
 
@@ -92,6 +96,31 @@ def test_area_rejects_a_too_large_bbox_and_keeps_state(app_env):
     assert not list(app_env.glob("*/manifest.json"))
 
 
+def test_area_without_an_area_or_without_results_explains(app_env, tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("app_test_stac_server", APP.parent / "tests/imagery/stac_server.py")
+    stac_server = sys.modules.setdefault(spec.name, importlib.util.module_from_spec(spec))
+    spec.loader.exec_module(stac_server)
+    (tmp_path / "empty").mkdir()
+    stac = stac_server.start_stac_server(tmp_path / "empty", workdir=tmp_path / "assets")  # a catalogue with nothing
+    try:
+        at = new_app().run()
+        at.switch_page("pages/area.py").run()
+        _ok(at)
+        assert "Draw a rectangle or polygon on the map" in _texts(at)
+        assert at.button(key="search").disabled and at.button(key="fetch").disabled
+        at.button(key="bbox_use").click().run()  # the typed default bbox
+        at.selectbox(key="endpoint_name").set_value("Custom URL").run()
+        at.text_input(key="endpoint_url").set_value(stac.url).run()
+        at.button(key="search").click().run()
+        _ok(at)
+        assert at.error and "No " in at.error[0].value and "scenes" in at.error[0].value, [e.value for e in at.error]
+        assert not list(app_env.glob("*/manifest.json"))
+    finally:
+        stac.stop()
+
+
 def test_area_upload_of_a_wrong_file_is_a_clear_error(app_env):
     at = new_app().run()
     at.switch_page("pages/area.py").run()
@@ -124,17 +153,65 @@ def test_area_ingests_an_uploaded_geotiff(app_env, tmp_path):
     assert any("Stored" in s.value for s in at.success)
 
 
-def test_embed_page_embeds_and_then_has_nothing_to_do(chips_ws):
+def _finish(at, root, stage: str, timeout: float = 120):
+    """Wait for the page's background job of ``stage`` to end, then rerun the page (what the poll does)."""
+    job = app_jobs.get_job(root, stage)
+    assert job is not None, f"no {stage} job was started"
+    assert app_jobs.wait(job, timeout), f"{stage} job still running after {timeout} s"
+    at.run()
+    _ok(at)
+    return job
+
+
+def test_embed_page_cancel_says_how_far_and_resumes(chips_ws, tiny_checkpoint):
+    from clay_explore.embed import embed_workspace
+    from clay_explore.errors import CancelledError
+    from clay_explore.model import load_model
+
+    # an earlier run stopped by the library's cancel flag after its first batch: 2 of 6 chips kept
+    calls = iter(range(100))
+    with pytest.raises(CancelledError):
+        embed_workspace(chips_ws, model=load_model(tiny_checkpoint), batch_size=2, show_progress=False,
+                        cancel=lambda: next(calls) >= 1)
     at = new_app("chips1").run()
     at.switch_page("pages/embed.py").run()
     _ok(at)
-    assert [m.value for m in at.metric][:2] == ["6", "0 / 6"]
+    assert [m.value for m in at.metric][:2] == ["6", "2 / 6"]
+    assert any("Embedding cancelled, 2 of 6 chips done. Press Embed to resume" in w.value for w in at.warning)
+
+    # Cancel from the page: the job waits for the workspace (held here), Cancel sets its Event, the
+    # library stops before its next batch and records the stage 'partial'
+    lock = app_jobs.workspace_lock(chips_ws)
+    with lock:
+        at.button(key="embed_go").click().run()
+        _ok(at)
+        assert "waiting for another job" in at.get("progress")[0].proto.text
+        at.button(key="embed_cancel").click().run()
+        assert app_jobs.get_job(chips_ws, "embed").cancel.is_set()
+    job = _finish(at, chips_ws, "embed")
+    assert job.status == app_jobs.CANCELLED
+    assert Workspace.open(chips_ws).stage("embed")["status"] == "partial"
+    assert any("Embedding cancelled, 2 of 6 chips done" in w.value for w in at.warning)
+    assert not at.error and not at.exception
+
+    # Embed again: resumes with the 4 chips left, then pools mean/max/GeM image vectors
+    assert at.button(key="embed_go").label == "Embed (resume, 4 left)"
     at.button(key="embed_go").click().run()
-    _ok(at)
-    assert not at.error, [e.value for e in at.error]
+    job = _finish(at, chips_ws, "embed")
+    assert job.status == app_jobs.COMPLETE, job.message
     assert "Every chip is embedded" in _texts(at)
     rec = Workspace.open(chips_ws).stage("embed")
     assert rec["status"] == "complete" and rec["untrained"]
+
+    # parameter-free image vectors are offered at once, without fit or evaluate
+    at.switch_page("pages/projections.py").run()
+    _ok(at)
+    assert at.multiselect(key="proj_sources").options == [
+        "Patch tokens", "Mean pooling", "Max pooling", "GeM pooling", "CLS token"]
+    at.switch_page("pages/similar.py").run()
+    _ok(at)
+    assert not at.error, [e.value for e in at.error]
+    assert set(at.multiselect(key="sim_methods").value) == {"mean", "max", "gem", "cls"}
 
 
 def test_projections_compute_once_then_read_from_workspace(model_ws):
@@ -160,6 +237,13 @@ def test_projections_compute_once_then_read_from_workspace(model_ws):
     assert files[0].stat().st_mtime_ns == stamp  # read back, never recomputed
     at.selectbox(key="proj_color").set_value("NDVI").run()
     _ok(at)
+    # colour by the chips' (BigEarthNet-style) labels: one legend entry per label
+    at.selectbox(key="proj_color").set_value("label").run()
+    _ok(at)
+    fig = json.loads(at.get("component_instance")[0].proto.json_args)["figure"]
+    names = {t["name"] for t in fig["data"] if t.get("showlegend", True)}
+    assert {"Coniferous forest", "Pastures", "Water bodies"} <= names
+    assert fig["layout"].get("showlegend", True)
 
 
 def test_selection_flows_to_similar_and_reconstructions(model_ws):
@@ -185,16 +269,43 @@ def test_selection_flows_to_similar_and_reconstructions(model_ws):
     _ok(at)
 
 
-def test_reconstructions_page_fits_a_missing_aggregator(model_ws):
+def test_reconstructions_fit_cancel_then_fit_and_evaluate_all(model_ws):
     at = new_app("shared1").run()
     at.switch_page("pages/reconstructions.py").run()
+    _ok(at)
+    # Cancel: the fit job waits for the workspace (held here); fit_method sees the Event at its first batch
+    at.multiselect(key="fit_methods").set_value(["mean"])
+    at.number_input(key="fit_epochs").set_value(1)
+    with app_jobs.workspace_lock(model_ws):
+        at.button(key="fit_go").click().run()
+        _ok(at)
+        at.button(key="fit_cancel").click().run()
+    job = _finish(at, model_ws, "fit")
+    assert job.status == app_jobs.CANCELLED, job.message
+    assert not (model_ws / "methods" / "mean" / "weights.safetensors").exists()  # no epoch finished: nothing kept
+    assert any("Fitting cancelled, 0 of 1 methods done" in w.value and "Press Fit to resume" in w.value
+               for w in at.warning), [w.value for w in at.warning]
+    assert "mean" in at.multiselect(key="fit_methods").value  # offered again
+
+    # Fit for real, then "Evaluate all methods" (metrics, image vectors, label probe)
     at.multiselect(key="fit_methods").set_value(["mean"])
     at.number_input(key="fit_epochs").set_value(1)
     at.button(key="fit_go").click().run()
-    _ok(at)
-    assert not at.error, [e.value for e in at.error]
-    assert (model_ws / "methods" / "mean" / "weights.safetensors").exists()
+    job = _finish(at, model_ws, "fit")
+    assert job.status == app_jobs.COMPLETE, job.message
+    assert Workspace.open(model_ws).read_json("methods/mean/config.json")["status"] == "complete"
     assert "Evaluate all methods (metrics + image vectors)" in [b.label for b in at.button]
+    at.button(key="eval_go").click().run()
+    job = _finish(at, model_ws, "evaluate")
+    assert job.status == app_jobs.COMPLETE, job.message
+    assert not at.error, [e.value for e in at.error]
+    ev = Workspace.open(model_ws).read_json("evaluation.json")
+    assert ev["methods"]["mean"]["fitted"] and ev["methods"]["linear"]["fitted"]
+    assert ev["labels"] == ["Coniferous forest", "Pastures", "Water bodies"]
+    assert ev["methods"]["mean"]["probe"] is not None
+    assert "Evaluate all methods (metrics + image vectors)" not in [b.label for b in at.button]
+    table = at.dataframe[-1].value
+    assert {"Mean pooling", "Learned linear"} <= set(table["label"])
 
 
 def test_export_image_embeddings_download_opens_in_geopandas(model_ws):
