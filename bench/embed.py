@@ -20,13 +20,26 @@ import torch
 from clay_explore.model import PRESETS, ClayModel
 
 
-def encoder_flops(cfg, n_tokens: int, n_bands: int, size: int) -> float:
-    """Multiply-adds x 2 of one chip's encoder pass (transformer + patch conv)."""
+def encoder_flops(cfg, n_tokens: int, n_bands: int, size: int) -> tuple[float, float]:
+    """(dense, attention) multiply-adds x 2 of one chip's encoder pass (transformer + patch conv)."""
     d, inner, mlp = cfg.dim, cfg.heads * cfg.dim_head, cfg.dim * cfg.mlp_ratio
-    per_layer = 2 * n_tokens * d * (3 * inner) + 2 * n_tokens * inner * d + 2 * 2 * n_tokens * d * mlp
-    per_layer += 2 * 2 * n_tokens * n_tokens * inner  # q k^T and attn v
+    dense = 2 * n_tokens * d * (3 * inner) + 2 * n_tokens * inner * d + 2 * 2 * n_tokens * d * mlp
+    attention = 2 * 2 * n_tokens * n_tokens * inner  # q k^T and attn v
     patch = 2 * (n_tokens - 1) * d * n_bands * cfg.patch_size**2
-    return cfg.depth * per_layer + patch
+    return cfg.depth * dense + patch, cfg.depth * attention
+
+
+def attention_peak(dtype: torch.dtype, batch: int, heads: int, n: int, dim_head: int, seconds: float = 3.0) -> float:
+    """GFLOP/s of torch's fused scaled_dot_product_attention at the encoder's shape."""
+    q, k, v = (torch.randn(batch, heads, n, dim_head).to(dtype) for _ in range(3))
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    for _ in range(2):
+        sdpa(q, k, v)
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        sdpa(q, k, v)
+        count += 1
+    return 4 * batch * heads * n * n * dim_head * count / (time.perf_counter() - start) / 1e9
 
 
 def matmul_peak(dtype: torch.dtype, m: int, k: int, n: int, seconds: float = 3.0) -> float:
@@ -78,10 +91,13 @@ def main() -> None:
         torch.tensor(10.0),
         torch.linspace(0.49, 2.19, args.bands),
     )
-    flops = encoder_flops(cfg, n_tokens, args.bands, args.size) * args.chips
+    dense_flops, attn_flops = (f * args.chips for f in encoder_flops(cfg, n_tokens, args.bands, args.size))
+    flops = dense_flops + attn_flops
 
     peak32 = matmul_peak(torch.float32, rows, cfg.dim, cfg.dim * cfg.mlp_ratio)
     peak16 = matmul_peak(torch.bfloat16, rows, cfg.dim, cfg.dim * cfg.mlp_ratio)
+    attn32 = attention_peak(torch.float32, args.chips, cfg.heads, n_tokens, cfg.dim_head)
+    attn16 = attention_peak(torch.bfloat16, args.chips, cfg.heads, n_tokens, cfg.dim_head)
     t32 = time_encode(model, inputs, args.repeats)
     t16 = time_encode(fast, inputs, args.repeats)
     with torch.inference_mode():
@@ -91,10 +107,16 @@ def main() -> None:
 
     print(f"preset {args.preset}: {args.chips} chips x {args.bands} bands x {args.size} px, {args.threads} threads")
     print(f"dense matmul peak   fp32 {peak32:7.1f} GFLOP/s   bf16 {peak16:7.1f} GFLOP/s")
+    print(f"fused attention     fp32 {attn32:7.1f} GFLOP/s   bf16 {attn16:7.1f} GFLOP/s  "
+          f"(attention is {attn_flops / flops:.0%} of the encoder's FLOPs)")
+    bound32 = dense_flops / peak32 + attn_flops / attn32  # seconds if every op ran at its kernel's peak
+    bound16 = dense_flops / peak16 + attn_flops / attn16
+    print(f"attainable (each op at its kernel peak): fp32 {flops / bound32:7.1f} GFLOP/s   bf16 {flops / bound16:7.1f} GFLOP/s")
     print(f"encoder fp32 exact  {args.chips / t32:6.3f} chips/s  {t32 / args.chips:6.2f} s/chip  "
-          f"{g32:7.1f} GFLOP/s = {g32 / peak32:.2f} of fp32 peak")
+          f"{g32:7.1f} GFLOP/s = {g32 / peak32:.2f} of fp32 matmul peak, {g32 * bound32 / flops:.2f} of attainable")
     print(f"encoder fast bf16   {args.chips / t16:6.3f} chips/s  {t16 / args.chips:6.2f} s/chip  "
-          f"{g16:7.1f} GFLOP/s = {g16 / peak16:.2f} of bf16 peak  ({t32 / t16:.2f}x fp32)")
+          f"{g16:7.1f} GFLOP/s = {g16 / peak16:.2f} of bf16 matmul peak, {g16 * bound16 / flops:.2f} of attainable  "
+          f"({t32 / t16:.2f}x fp32)")
     print(f"fast vs fp32: CLS max|d| {(out[:, 0] - ref[:, 0]).abs().max():.4f}  "
           f"CLS cos min {cos(out[:, 0], ref[:, 0], dim=-1).min():.5f}  "
           f"patch max|d| {(out[:, 1:] - ref[:, 1:]).abs().max():.4f}  "
