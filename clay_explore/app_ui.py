@@ -401,6 +401,10 @@ def map_widget(m, key: str, height: int = 520) -> dict[str, Any]:
     """Show a folium/leafmap map; returns what streamlit-folium reports (drawings, last click)."""
     from streamlit_folium import st_folium
 
+    from clay_explore import map_assets
+
+    if st.get_option("server.enableStaticServing"):  # on in .streamlit/config.toml; else the CDNs (online only)
+        map_assets.use_local_assets(m, map_assets.static_base_url(st.get_option("server.baseUrlPath") or ""))
     out = st_folium(m, key=key, height=height, use_container_width=True,
                     returned_objects=["last_active_drawing", "all_drawings", "last_object_clicked"])
     return out or {}
