@@ -46,7 +46,8 @@ from clay_explore.metrics import (
     primary_labels,
 )
 from clay_explore.reconstruct import CLS_ONLY, FULL, chip_metrics, data_range_for, reconstruct_batch
-from clay_explore.workspace import EVALUATION, VECTORS_ZARR, Workspace
+from clay_explore.vectors import write_vectors
+from clay_explore.workspace import EVALUATION, Workspace
 
 STAGE = "evaluate"
 #: Per-token width of the full-token reference sketch (exact when D <= this).
@@ -221,16 +222,7 @@ def evaluate_workspace(
         notes.append(model_honesty(model)["note"])
 
     for name, vec in vectors.items():
-        arr = ws.create_array(
-            VECTORS_ZARR,
-            name,
-            shape=vec.shape,
-            dtype="float32",
-            chunks=vec.shape,
-            overwrite=True,
-            attrs={"method": name, "embeddings_sha256": info.get("sha256"), **model_honesty(model)},
-        )
-        arr[:] = vec
+        write_vectors(ws, name, vec, {"embeddings_sha256": info.get("sha256"), **model_honesty(model)})
 
     report = _clean(
         {

@@ -43,24 +43,28 @@ def embeddings_fingerprint(ws: Workspace) -> str:
     return hashlib.sha256(json.dumps(rec, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def stale_methods(ws: Workspace, methods: Sequence[str] = POOLED) -> list[str]:
-    """The methods among ``methods`` whose vectors are missing or older than the embeddings.
+def write_vectors(ws: Workspace, method: str, vectors: np.ndarray, attrs: dict[str, Any]) -> None:
+    """Store ``vectors.zarr/<method>`` [N, D'] stamped with the embed fingerprint it came from.
 
-    Arrays written here carry the embed fingerprint; arrays written by ``evaluate`` (same pooling,
-    no fingerprint) count as current when that evaluation ran after the last embed run.
+    Every writer (this module and ``evaluate``) goes through here, so ``stale_methods`` can trust the stamp.
     """
+    arr = ws.create_array(
+        VECTORS_ZARR, method, shape=vectors.shape, dtype="float32", chunks=vectors.shape, overwrite=True,
+        attrs={"method": method, **attrs, SOURCE_ATTR: embeddings_fingerprint(ws)},
+    )
+    arr[:] = vectors
+
+
+def stale_methods(ws: Workspace, methods: Sequence[str] = POOLED) -> list[str]:
+    """The methods among ``methods`` whose vectors are missing or come from other embeddings."""
     want = embeddings_fingerprint(ws)
-    embed_time = str((ws.stage("embed") or {}).get("updated", ""))
-    eval_time = str((ws.stage("evaluate") or {}).get("updated", ""))
     out = []
     for m in methods:
         try:
             have = ws.open_array(VECTORS_ZARR, m).attrs.get(SOURCE_ATTR)
         except StageMissingError:
-            out.append(m)
-            continue
-        current = have == want if have is not None else bool(eval_time) and eval_time >= embed_time
-        if not current:
+            have = None
+        if have != want:
             out.append(m)
     return out
 
@@ -106,14 +110,9 @@ def ensure_parameter_free_vectors(
                 out[pool.name][rows] = pool(p, c, torch.zeros(len(rows), META_DIM)).float().numpy()
         if progress is not None:
             progress(int(rows[-1]) + 1, n, {"stage": "vectors"})
-    fp = embeddings_fingerprint(ws)
     for m, vec in out.items():
-        arr = ws.create_array(
-            VECTORS_ZARR, m, shape=vec.shape, dtype="float32", chunks=vec.shape, overwrite=True,
-            attrs={"method": m, "embeddings_sha256": info.get("sha256"), SOURCE_ATTR: fp,
-                   "source": "parameter-free pooling of the stored patch tokens"},
-        )
-        arr[:] = vec
+        write_vectors(ws, m, vec, {"embeddings_sha256": info.get("sha256"),
+                                   "source": "parameter-free pooling of the stored patch tokens"})
     return todo
 
 

@@ -42,6 +42,9 @@ def test_evaluate_writes_every_method(generated_embedded, copy_ws, tiny_model):
         assert vec.shape == (10, methods[name]["vector_dim"])
     assert report["knn_agreement"]["mean"]["linear"] == report["knn_agreement"]["linear"]["mean"]
     assert ws.stage("evaluate")["status"] == "complete"
+    from clay_explore.vectors import stale_methods
+
+    assert stale_methods(ws) == []  # evaluate's pooled vectors count as current for the app
 
 
 def test_cli_embed_fit_evaluate_reconstruct(generated_template, copy_ws, tiny_checkpoint, tmp_path):
