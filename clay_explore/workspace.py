@@ -240,17 +240,15 @@ class Workspace:
         return rec
 
     # ------------------------------------------------------------------ chunked arrays
-    def open_array(self, store: str, name: str):
-        """Open ``store/name`` (a zarr array) for reading; StageMissingError when absent."""
+    def open_array(self, store: str, name: str, mode: str = "r"):
+        """Open ``store/name`` (a zarr array), read-only by default; StageMissingError when absent."""
         import zarr
 
-        path = self.path(store)
         try:
-            return zarr.open_group(str(path), mode="r")[name]
-        except (FileNotFoundError, KeyError) as err:
-            raise StageMissingError(f"{store}/{name} is missing in workspace {self.root}.") from err
+            return zarr.open_group(str(self.path(store)), mode=mode)[name]
         except Exception as err:  # zarr raises its own types for absent groups
-            if "not found" in str(err).lower() or "nothing found" in str(err).lower():
+            absent = isinstance(err, (FileNotFoundError, KeyError)) or "not found" in str(err).lower()
+            if absent:  # "nothing found" too
                 raise StageMissingError(f"{store}/{name} is missing in workspace {self.root}.") from err
             raise
 
@@ -289,14 +287,7 @@ class Workspace:
         Rows below both the old and new length keep their data (and done marks); growing only
         rewrites the array's metadata, atomically, and new rows read as the fill value until written.
         """
-        import zarr
-
-        try:
-            arr = zarr.open_group(str(self.path(store)), mode="r+")[name]
-        except Exception as err:  # zarr raises its own types for absent groups
-            if isinstance(err, (FileNotFoundError, KeyError)) or "not found" in str(err).lower():
-                raise StageMissingError(f"{store}/{name} is missing in workspace {self.root}.") from err
-            raise
+        arr = self.open_array(store, name, mode="r+")
         if arr.shape[0] != int(n):
             arr.resize((int(n), *arr.shape[1:]))
         return arr

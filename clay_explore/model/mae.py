@@ -145,9 +145,10 @@ class ClayModel(nn.Module):
 
     def to_fast(self) -> "ClayModel":
         """Fast CPU mode: bf16 weights for the transformer matmuls; norms and residuals stay fp32."""
-        for module in self.modules():
-            if isinstance(module, nn.Linear) and module.weight.ndim == 2 and _in_transformer(self, module):
-                module.to(torch.bfloat16)
+        for transformer in (self.encoder.transformer, self.decoder.transformer):
+            for module in transformer.modules():
+                if isinstance(module, nn.Linear):
+                    module.to(torch.bfloat16)
         return self
 
     # ------------------------------------------------------------------ checks
@@ -195,7 +196,3 @@ class ClayModel(nn.Module):
         if waves.numel() == 0:
             raise ModelInputError("waves is empty: give each band's central wavelength in µm.")
         return time, latlon, gsd, waves
-
-
-def _in_transformer(model: ClayModel, module: nn.Module) -> bool:
-    return any(module is m for t in (model.encoder.transformer, model.decoder.transformer) for m in t.modules())
