@@ -75,9 +75,12 @@ def test_area_map_renders_offline(tiny_checkpoint, tmp_path):
                 frame.wait_for_selector(".leaflet-container .leaflet-draw-draw-rectangle", state="visible")
                 assert frame.evaluate("() => window.L.version") == "1.9.3"
                 assert frame.evaluate("() => !!(window.map && window.map.getCenter())")
-                # the draw toolbar's icons come from the vendored spritesheet
-                sprite = frame.evaluate("() => getComputedStyle(document.querySelector("
-                                        "'.leaflet-draw-draw-rectangle')).backgroundImage")
+                # the draw toolbar's icons come from the vendored spritesheet; the stylesheet
+                # loads asynchronously after the toolbar exists, so wait for it to apply
+                sprite_js = ("() => getComputedStyle(document.querySelector("
+                             "'.leaflet-draw-draw-rectangle')).backgroundImage")
+                frame.wait_for_function(f"() => ({sprite_js})().includes('spritesheet')")
+                sprite = frame.evaluate(sprite_js)
                 assert "/app/static/vendor/leaflet-draw-1.0.2/images/spritesheet" in sprite
                 page.screenshot(path=str(tmp_path / "area-offline.png"))
             finally:
