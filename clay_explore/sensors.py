@@ -68,7 +68,7 @@ class Sensor:
         """Bands for ``names`` (canonical names or aliases) in the given order; all when None."""
         if names is None:
             return list(self.bands)
-        names = list(names)
+        names = [n.strip() for n in names.split(",")] if isinstance(names, str) else list(names)
         if not names:
             raise SensorError(f"No bands given for sensor '{self.name}'.")
         out = [self.band(n) for n in names]

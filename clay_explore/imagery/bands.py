@@ -125,6 +125,10 @@ def resolve_band_map(
     ``file_bands`` names every file band in file order (``-`` skips one); ``select`` keeps only
     those sensor bands. Raises ImageryError on a band-count mismatch, naming the fix.
     """
+    if isinstance(file_bands, str):  # "red,green,blue", as typed on the command line
+        file_bands = file_bands.split(",")
+    if isinstance(select, str):
+        select = select.split(",")
     if file_bands is not None:
         file_bands = [b.strip() for b in file_bands]
         if len(file_bands) != count:

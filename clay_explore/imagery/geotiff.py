@@ -147,6 +147,8 @@ class GeoTiffSource:
         self.bands = self.band_map.names
         self.scale, self.offset = band_scale(sensor, self.bands)
         self.nodata = nodata if nodata is not None else da.rio.nodata
+        # Sentinel-1 RTC files often declare no nodata and fill outside the swath with 0 (-> -100 dB)
+        self._zero_fill = self.nodata is None and sensor.transform == "db"
         idx = [i - 1 for i in self.band_map.indexes]
         rescale, self.rescale_note = dn_rescale(
             sensor, [meta["scales"][i] for i in idx], [meta["offsets"][i] for i in idx], tags, self.path)
@@ -162,7 +164,9 @@ class GeoTiffSource:
         return {"kind": "file", "path": str(self.path.resolve()), "size": st.st_size,
                 "mtime": int(st.st_mtime), "bands": self.band_map.how, "datetime":
                 self.datetime.isoformat() if self.datetime else None, "values": self.rescale_note,
-                "alpha_mask": self._alpha is not None}
+                "alpha_mask": self._alpha is not None,
+                "nodata": (None if self.nodata is None or np.isnan(self.nodata) else float(self.nodata))
+                if not self._zero_fill else "0 in every band (no nodata declared)"}
 
     def read(self, row: int, col: int, height: int, width: int) -> WindowData:
         index = self._index + ([self._alpha] if self._alpha is not None else [])
@@ -173,6 +177,8 @@ class GeoTiffSource:
             data[:, alpha == 0] = np.nan
         if self.nodata is not None and not np.isnan(self.nodata):
             data[data == np.float32(self.nodata)] = np.nan
+        elif self._zero_fill:  # backscatter is never exactly 0 in every band: that is the scene's fill
+            data[:, (data == 0).all(axis=0)] = np.nan
         if self._rescale is not None:  # onto the registry's DN scale; NaN stays NaN
             a, b = self._rescale[:, 0, None, None], self._rescale[:, 1, None, None]
             data = data * a + b

@@ -206,6 +206,23 @@ def test_held_out_like_files(tmp_path, case):
     np.testing.assert_array_equal(chip[np.isfinite(chip)], expect[np.isfinite(expect)])
 
 
+def test_sentinel1_without_declared_nodata_treats_all_zero_pixels_as_fill(tmp_path):
+    """RTC files often declare no nodata and fill outside the swath with 0, which became -100 dB."""
+    data = _field(2, 64, 64, 0.001, 0.3, np.float32)
+    data[:, :, :8] = 0.0
+    data[0, 40, 40] = 0.0                                # one band at 0 is a (clipped) value, not fill
+    f = write_raster(tmp_path / "s1.tif", data, nodata=None)
+    ingest_geotiff(f, tmp_path / "ws", sensor="sentinel-1-rtc", chip_size=64)
+    chip = Workspace.open(tmp_path / "ws").read_chips([0])[0]
+    assert np.isnan(chip[:, :, :8]).all() and np.isfinite(chip[:, :, 8:]).all()
+    np.testing.assert_array_equal(chip[:, :, 8:], data[:, :, 8:])
+    ok = _field(3, 64, 64, 10, 250, np.uint8)          # other sensors keep their zeros as values
+    ok[:, :, :8] = 0
+    ingest_geotiff(write_raster(tmp_path / "naip.tif", ok, epsg=26914, res=1.0, nodata=None), tmp_path / "n",
+                   sensor="naip", chip_size=64, file_bands="red,green,blue")
+    assert np.isfinite(Workspace.open(tmp_path / "n").read_chips([0])[0]).all()
+
+
 # ----------------------------------------------------------------------------- STAC
 def test_items_without_cloud_cover_or_datetime_are_used(gen_stac_server, tmp_path):
     """The server drops them from an eo:cloud_cover query; the old code then crashed formatting None."""
