@@ -34,8 +34,8 @@ from clay_explore.embed import (
     model_honesty,
     waves_of,
 )
-from clay_explore.errors import CancelledError
-from clay_explore.fit import FittedMethod, fitted_methods, is_stale, load_method, stream_batches
+from clay_explore.errors import CancelledError, StageMissingError
+from clay_explore.fit import FittedMethod, fitted_methods, is_stale, load_method, method_config, stream_batches
 from clay_explore.metrics import (
     DEFAULT_K,
     effective_k,
@@ -46,7 +46,7 @@ from clay_explore.metrics import (
     primary_labels,
 )
 from clay_explore.reconstruct import CLS_ONLY, FULL, chip_metrics, data_range_for, reconstruct_batch
-from clay_explore.vectors import write_vectors
+from clay_explore.vectors import embeddings_fingerprint, write_vectors
 from clay_explore.workspace import EVALUATION, Workspace
 
 STAGE = "evaluate"
@@ -234,6 +234,7 @@ def evaluate_workspace(
                 **model_honesty(model),
             },
             "n_chips": n,
+            "embeddings_fingerprint": embeddings_fingerprint(ws),
             "bands": ws.bands,
             "data_range": data_range_for(ws.sensor),
             "k": effective_k(n, k),
@@ -250,3 +251,30 @@ def evaluate_workspace(
     ws.write_json(EVALUATION, report)
     ws.set_stage(STAGE, status="complete", methods=list(results), n_chips=n, untrained=report["model"]["untrained"])
     return report
+
+
+def outdated_reason(ws: Workspace, report: dict[str, Any] | None = None) -> str | None:
+    """Why ``evaluation.json`` no longer describes the workspace (None when it does, or when there is none).
+
+    It is out of date when the embeddings were rewritten or grew after it was made, or when a method
+    was fitted after it: its numbers would silently describe other data.
+    """
+    report = ws.read_json(EVALUATION) if report is None else report
+    if not report:
+        return None
+    try:
+        current = embeddings_fingerprint(ws)
+    except StageMissingError:
+        return "the embeddings it was made from are missing or being recomputed"
+    if report.get("embeddings_fingerprint") != current:
+        return "the embeddings changed after it was made (re-embedded, or chips were added)"
+    created = str(report.get("created") or "")
+    evaluated = report.get("methods") or {}
+    later = []
+    for m in fitted_methods(ws):
+        fitted = str((method_config(ws, m) or {}).get("fitted") or "")
+        if not (evaluated.get(m) or {}).get("fitted") or fitted > created:
+            later.append(m)
+    if later:
+        return f"{', '.join(later)} {'was' if len(later) == 1 else 'were'} fitted after it was made"
+    return None

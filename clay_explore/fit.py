@@ -223,6 +223,11 @@ def method_dir(ws: Workspace, method: str) -> Path:
     return ws.path(METHODS_DIR, method)
 
 
+def method_config(ws: Workspace, method: str) -> dict[str, Any] | None:
+    """The config.json saved with a fitted method (settings, history, fit time), or None."""
+    return ws.read_json(str(Path(METHODS_DIR, method, CONFIG_FILE)))
+
+
 def save_method(ws: Workspace, method: str, aggregator: Aggregator, expander: Expander, config: dict[str, Any]) -> Path:
     """Write weights (safetensors) then config.json, each atomically; returns the folder."""
     folder = method_dir(ws, method)
@@ -247,7 +252,7 @@ class FittedMethod:
 
 def is_stale(ws: Workspace, method: str) -> bool:
     """True when ``method`` was fitted on embeddings of another checkpoint (or precision) than the current ones."""
-    config = ws.read_json(str(Path(METHODS_DIR, method, CONFIG_FILE))) or {}
+    config = method_config(ws, method) or {}
     embed = ws.stage(EMBED_STAGE) or {}
     for key, fitted_key in (("sha256", "embeddings_sha256"), ("precision", "embeddings_precision")):
         current, fitted_on = embed.get(key), config.get(fitted_key)
@@ -272,7 +277,7 @@ def fitted_methods(ws: Workspace, *, include_stale: bool = False) -> list[str]:
 def load_method(ws: Workspace, method: str) -> FittedMethod:
     """Rebuild a fitted method from ``methods/<method>/``."""
     folder = method_dir(ws, method)
-    config = ws.read_json(str(Path(METHODS_DIR, method, CONFIG_FILE)))
+    config = method_config(ws, method)
     if config is None or not (folder / WEIGHTS_FILE).exists():
         raise StageMissingError(
             f"Method '{method}' has not been fitted in {ws.root}. "
@@ -316,7 +321,7 @@ def _load_resume(ws: Workspace, method: str, settings: dict[str, Any]) -> dict[s
 
 
 def _has_complete_fit(ws: Workspace, method: str) -> bool:
-    config = ws.read_json(str(Path(METHODS_DIR, method, CONFIG_FILE))) or {}
+    config = method_config(ws, method) or {}
     return config.get("status") == "complete" and (method_dir(ws, method) / WEIGHTS_FILE).exists()
 
 

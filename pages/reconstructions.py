@@ -17,11 +17,12 @@ if model is None:
     st.stop()
 
 from clay_explore.aggregate import METHODS
-from clay_explore.fit import fitted_methods
+from clay_explore.evaluate import outdated_reason
+from clay_explore.fit import fitted_methods, method_config
 
 fitted = fitted_methods(ws)
 ids = ws.chip_table()["chip_id"].astype(str).tolist()
-status = {m: (ws.read_json(f"methods/{m}/config.json") or {}).get("status") for m in fitted}
+status = {m: (method_config(ws, m) or {}).get("status") for m in fitted}
 partial = [m for m in fitted if status[m] not in (None, "complete")]
 
 # ---------------------------------------------------------------------------------------------- fit
@@ -62,7 +63,7 @@ with st.expander(title, expanded=not fitted or bool(partial) or busy):
 
         ui.start_job(ws, "fit", "Fitting", _fit)
     ev = ws.read_json("evaluation.json")
-    stale = ev is None or any(not (ev.get("methods", {}).get(m) or {}).get("fitted") for m in fitted)
+    stale = ev is None or outdated_reason(ws, ev) is not None
     if fitted and stale and not busy and st.button("Evaluate all methods (metrics + image vectors)", key="eval_go"):
         from clay_explore.evaluate import evaluate_workspace
 
@@ -114,6 +115,10 @@ for row in rows:
 ev = ws.read_json("evaluation.json")
 if ev:
     st.subheader("All chips")
+    why = outdated_reason(ws, ev)
+    if why:
+        st.warning(f"These metrics are out of date: {why}. Evaluate again (button above, or "
+                   "`clay-explore evaluate`) before comparing methods.")
     table = ui.evaluation_table(ev)
     st.dataframe(table, hide_index=True)
     m1, m2 = st.columns(2)

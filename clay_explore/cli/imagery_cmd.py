@@ -151,9 +151,14 @@ def register(group: click.Group) -> None:
     def info(workspace, as_json) -> None:
         """Show what a workspace holds: chips, sensor, bands, CRS and stages."""
         from clay_explore.cli.main import echo_json
-        from clay_explore.workspace import Workspace
+        from clay_explore.workspace import EVALUATION, Workspace
 
-        summary = Workspace.open(workspace).summary()
+        ws = Workspace.open(workspace)
+        summary = ws.summary()
+        if ws.path(EVALUATION).exists():
+            from clay_explore.evaluate import outdated_reason
+
+            summary["evaluation_outdated"] = outdated_reason(ws)
         if as_json:
             echo_json(summary)
             return
@@ -165,3 +170,6 @@ def register(group: click.Group) -> None:
             click.echo(f"  source: {src.get('path') or src.get('kind')}")
         for name, rec in summary["stages"].items():
             click.echo(f"  stage {name}: {rec.get('status')}")
+        if summary.get("evaluation_outdated"):
+            click.echo(f"  evaluation.json is out of date: {summary['evaluation_outdated']}. "
+                       "Run `clay-explore evaluate` again.")

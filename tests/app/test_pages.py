@@ -307,6 +307,17 @@ def test_reconstructions_fit_cancel_then_fit_and_evaluate_all(model_ws):
     table = at.dataframe[-1].value
     assert {"Mean pooling", "Learned linear"} <= set(table["label"])
 
+    # embeddings rewritten after the evaluation: the page says its numbers are out of date
+    stage = Workspace.open(model_ws).stage("embed")
+    try:
+        Workspace.open(model_ws).set_stage("embed", **{**stage, "n_chips": stage["n_chips"] + 1})
+        at.run()
+        assert any("metrics are out of date: the embeddings changed" in w.value for w in at.warning), \
+            [w.value for w in at.warning]
+        assert "Evaluate all methods (metrics + image vectors)" in [b.label for b in at.button]
+    finally:
+        Workspace.open(model_ws).set_stage("embed", **stage)
+
 
 def test_export_image_embeddings_download_opens_in_geopandas(model_ws):
     at = new_app("shared1").run()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from click.testing import CliRunner
 
 from clay_explore.cli.main import cli
 from clay_explore.errors import WorkspaceError
-from clay_explore.evaluate import evaluate_workspace
+from clay_explore.evaluate import evaluate_workspace, outdated_reason
 from clay_explore.fit import fit_method
 from clay_explore.workspace import EVALUATION, VECTORS_ZARR, Workspace
 
@@ -45,6 +46,13 @@ def test_evaluate_writes_every_method(generated_embedded, copy_ws, tiny_model):
     from clay_explore.vectors import stale_methods
 
     assert stale_methods(ws) == []  # evaluate's pooled vectors count as current for the app
+    assert outdated_reason(ws) is None
+    time.sleep(1.1)  # fit/evaluate times have one-second resolution
+    fit_method(root, "attention", model=tiny_model, epochs=1, batch_size=5, show_progress=False)
+    assert outdated_reason(ws) == "attention was fitted after it was made"
+    stage = ws.stage("embed")
+    ws.set_stage("embed", **{**stage, "n_chips": stage.get("n_chips", 0) + 1})  # as after chips were appended
+    assert "embeddings changed" in outdated_reason(ws)
 
 
 def test_cli_embed_fit_evaluate_reconstruct(generated_template, copy_ws, tiny_checkpoint, tmp_path):
@@ -65,6 +73,10 @@ def test_cli_embed_fit_evaluate_reconstruct(generated_template, copy_ws, tiny_ch
     out = run("evaluate", "--workspace", root, "--json")
     report = json.loads(out.output[out.output.index("{") : out.output.rindex("}") + 1])
     assert "attention" in report["methods"]
+    assert "out of date" not in run("info", "--workspace", root).output
+    time.sleep(1.1)
+    run("fit", "--workspace", root, "--method", "mean", "--epochs", "1")
+    assert "evaluation.json is out of date: mean was fitted after it was made" in run("info", "--workspace", root).output
     png = tmp_path / "chip.png"
     out = run("reconstruct", "--workspace", root, "--chip", "chip-002", "--out", str(png))
     assert png.exists() and "attention" in out.output
