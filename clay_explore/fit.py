@@ -51,6 +51,7 @@ from clay_explore.workspace import METHODS_DIR, Workspace, atomic_path
 
 WEIGHTS_FILE = "weights.safetensors"
 CONFIG_FILE = "config.json"
+FIT_STAGE = "fit"
 #: Training state after the last finished epoch (weights, optimiser, history) so a rerun resumes.
 RESUME_FILE = "resume.pt"
 #: Config entries that must match for a rerun to resume a previous, unfinished fit.
@@ -221,6 +222,14 @@ def build_pair(
 # ---------------------------------------------------------------------------- save / load
 def method_dir(ws: Workspace, method: str) -> Path:
     return ws.path(METHODS_DIR, method)
+
+
+def _record_stage(ws: Workspace, method: str, config: dict[str, Any]) -> None:
+    """List the fitted method in the manifest's 'fit' stage (the weights themselves live in methods/)."""
+    methods = dict((ws.stage(FIT_STAGE) or {}).get("methods") or {})
+    methods[method] = {k: config.get(k) for k in ("status", "fitted", "epochs_run", "best_val_loss", "seed")}
+    done = all(m.get("status") == "complete" for m in methods.values())
+    ws.set_stage(FIT_STAGE, status="complete" if done else "partial", methods=methods)
 
 
 def method_config(ws: Workspace, method: str) -> dict[str, Any] | None:
@@ -525,6 +534,7 @@ def fit_method(
                 }
             )
             save_method(ws, method, aggregator, expander, config)
+            _record_stage(ws, method, config)
         if status == "complete":
             _resume_path(ws, method).unlink(missing_ok=True)
     return config

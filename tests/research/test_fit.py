@@ -39,6 +39,8 @@ def test_parameter_free_method_trains_only_the_expander(generated_embedded, copy
     config = fit_method(root, "mean", model=tiny_model, epochs=2, batch_size=4, show_progress=False)
     assert config["n_params"]["aggregator"] == 0 and config["n_params"]["expander"] > 0
     assert len(config["history"]) == 3 and config["history"][0]["train_loss"] is None
+    stage = Workspace.open(root).stage("fit")  # the manifest lists what was fitted
+    assert stage["status"] == "complete" and stage["methods"]["mean"]["epochs_run"] == 2
 
 
 def test_saved_weights_reproduce_the_fitted_vectors(generated_embedded, copy_ws, tiny_model):
