@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Callable, TypeVar
 from urllib.parse import urlparse
 
-from clay_explore.errors import ClayExploreError, NetworkError
+from clay_explore.errors import ClayExploreError, ImageryError, NetworkError
 
 T = TypeVar("T")
 
@@ -35,10 +35,33 @@ class NetPolicy:
         return [self.backoff * (2**i) for i in range(self.retries)]
 
 
-def with_retries(fn: Callable[[], T], policy: NetPolicy, what: str, fix: str) -> T:
+#: Error texts (GDAL/curl/urllib) that no retry can fix, and what they mean for the user.
+PERMANENT_ERRORS = (
+    ("HTTP response code: 404", "the file does not exist at its URL"),
+    ("HTTP response code: 403", "access was refused (the file is not public, or its signed URL expired)"),
+    ("HTTP response code: 401", "access needs credentials"),
+    ("HTTP Error 404", "the address does not exist"),
+    ("HTTP Error 403", "access was refused"),
+    ("HTTP Error 401", "access needs credentials"),
+    ("not recognized as being in a supported file format", "the file is not a readable raster (corrupt, or not "
+                                                            "a GeoTIFF)"),
+    ("TIFFReadDirectory", "the file is a corrupt TIFF"),
+)
+BAD_DATA_FIX = ("The catalogue points at a file that cannot be used: pick other dates or a lower cloud limit so "
+                "other scenes are used, or report the item to the catalogue's maintainers.")
+
+
+def permanent_reason(err: BaseException) -> str | None:
+    """What a failure means when retrying cannot help (missing/forbidden/corrupt file), else None."""
+    text = f"{err} {err.__cause__ or ''}"
+    return next((why for pattern, why in PERMANENT_ERRORS if pattern in text), None)
+
+
+def with_retries(fn: Callable[[], T], policy: NetPolicy, what: str, fix: str, bad_data_fix: str = BAD_DATA_FIX) -> T:
     """Call ``fn``; on failure retry with backoff, then raise NetworkError naming ``what`` and ``fix``.
 
-    ClayExploreErrors and KeyboardInterrupt pass through at once (they are not transient).
+    ClayExploreErrors and KeyboardInterrupt pass through at once (they are not transient). A missing,
+    forbidden or corrupt file is not retried and is not a network problem: ImageryError with ``bad_data_fix``.
     """
     last: BaseException | None = None
     for delay in [0.0, *policy.delays()]:
@@ -49,6 +72,10 @@ def with_retries(fn: Callable[[], T], policy: NetPolicy, what: str, fix: str) ->
         except ClayExploreError:
             raise
         except Exception as err:  # transient network/GDAL errors of many types
+            why = permanent_reason(err)
+            if why:
+                raise ImageryError(f"{what} failed: {why} ({type(err).__name__}: {str(err)[:300]}). "
+                                   f"{bad_data_fix}") from err
             last = err
     raise NetworkError(
         f"{what} failed after {policy.retries + 1} tries ({type(last).__name__}: {str(last)[:300]}). {fix}"

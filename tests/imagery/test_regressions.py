@@ -15,7 +15,7 @@ import rasterio
 from rasterio.transform import from_origin
 from shapely.geometry import box
 
-from clay_explore.errors import CancelledError, NetworkError, NoScenesError
+from clay_explore.errors import CancelledError, ImageryError, NetworkError, NoScenesError
 from clay_explore.imagery.bands import resolve_band_map
 from clay_explore.imagery.chipping import PROGRESS, batch_for, read_progress
 from clay_explore.imagery.geotiff import ingest_geotiff
@@ -239,6 +239,28 @@ def test_items_without_cloud_cover_or_datetime_are_used(gen_stac_server, tmp_pat
         item["properties"].update(saved)
     assert rec["chips"] > 0 and rec["scenes"][0]["cloud_cover"] is None
     assert rec["scenes"][0]["datetime"].startswith("2023-06-10T")
+
+
+@pytest.mark.parametrize("broken", ["missing", "corrupt"])
+def test_unusable_asset_is_an_imagery_error_not_a_network_error(gen_stac_server, tmp_path, broken):
+    """A 404 or a non-raster asset is not retried and not blamed on the network."""
+    item = next(it for it in gen_stac_server.items if it["id"] == "S2A_gen_20230610_A")
+    key = next(k for k in ("red", "B04") if k in item["assets"])
+    saved = item["assets"][key]["href"]
+    if broken == "missing":
+        item["assets"][key]["href"] = saved.replace(".tif", "-gone.tif")
+    else:
+        item["assets"][key]["href"] = saved.replace(key + ".tif", "not-a-raster.tif")
+        (gen_stac_server.asset_dir / item["id"] / "not-a-raster.tif").write_bytes(b"<html>moved</html>" * 100)
+    try:
+        with pytest.raises(ImageryError) as err:
+            fetch_stac(INSIDE_A, "2023-06-10", "2023-06-10", tmp_path / "ws", stac_url=gen_stac_server.url,
+                       chip_size=32, **FAST)
+    finally:
+        item["assets"][key]["href"] = saved
+    assert not isinstance(err.value, NetworkError), err.value
+    assert "S2A_gen_20230610_A" in str(err.value) and "other scenes" in str(err.value)
+    assert ("does not exist" if broken == "missing" else "not a readable raster") in str(err.value)
 
 
 def test_bbox_smaller_than_a_chip_gets_one_full_chip(gen_stac_server, tmp_path):
