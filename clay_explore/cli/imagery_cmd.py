@@ -101,9 +101,13 @@ def register(group: click.Group) -> None:
     @click.option("--file-bands", default=None,
                   help="Name of every file band in file order, '-' to skip one (overrides the registry order).")
     @click.option("--nodata", type=float, default=None, help="Nodata value (default: each file's).")
+    @click.option("--values", type=click.Choice(["auto", "dn", "reflectance"]), default="auto", show_default=True,
+                  help="What the stored values are: 'auto' converts float files holding 0-1 reflectance of a DN "
+                       "sensor to DN; 'dn' keeps values as stored; 'reflectance' always converts.")
     @click.option("--workspace", required=True, type=click.Path(file_okay=False))
     @_chip_options
-    def ingest(files, sensor, date, bands, file_bands, nodata, workspace, chip_size, stride, min_valid, as_json):
+    def ingest(files, sensor, date, bands, file_bands, nodata, values, workspace, chip_size, stride, min_valid,
+               as_json):
         """Cut local GeoTIFF/COG FILES of one sensor into chips in WORKSPACE.
 
         Several files go into one workspace (chip ids prefixed per file); a workspace already
@@ -119,7 +123,7 @@ def register(group: click.Group) -> None:
 
             out = ingest_geotiffs(files, workspace, sensor=sensor, bands=_csv(bands), file_bands=_csv(file_bands),
                                   date=date, chip_size=chip_size, stride=stride, min_valid=min_valid,
-                                  nodata=nodata, progress=bar, on_file=on_file)
+                                  nodata=nodata, values=values, progress=bar, on_file=on_file)
         if as_json:
             echo_json(out["files"][0] if len(out["files"]) == 1 else out)
             return

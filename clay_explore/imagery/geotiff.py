@@ -27,6 +27,14 @@ from clay_explore.sensors import Sensor, get_sensor
 DATE_TAGS = ("ACQUISITION_DATETIME", "DATETIME_ACQUIRED", "SENSING_TIME", "DATE_ACQUIRED",
              "ACQUISITION_DATE", "datetime", "DATE")
 TIME_TAGS = ("SCENE_CENTER_TIME",)
+#: How stored values are read: "auto" detects 0-1 reflectance in float files of DN sensors.
+VALUE_MODES = ("auto", "dn", "reflectance")
+#: Reflectance rarely exceeds this (bright cloud, snow); a DN sensor's stored values do, by far.
+REFLECTANCE_MAX = 1.5
+#: Sensors whose DN -> physical scale is below this store DN (integers in 0..255 or 0..10000s).
+DN_SCALE_MAX = 0.1
+SAMPLE_GRID = 3      # sample windows per side when checking the value range
+SAMPLE_SIZE = 128    # pixels per side of each sample window
 _NAME_DATE = re.compile(r"(?<!\d)((?:19[7-9]\d|20\d\d))-?(0[1-9]|1[0-2])-?(0[1-9]|[12]\d|3[01])(?!\d)")
 
 
@@ -99,8 +107,12 @@ class GeoTiffSource:
         select: Sequence[str] | None = None,
         date: str | datetime | None = None,
         nodata: float | None = None,
+        values: str = "auto",
     ):
         import rioxarray as rxr
+
+        if values not in VALUE_MODES:
+            raise ImageryError(f"values must be one of {', '.join(VALUE_MODES)}, not {values!r}.")
 
         self.path = Path(path)
         if not self.path.exists():
@@ -153,11 +165,42 @@ class GeoTiffSource:
         rescale, self.rescale_note = dn_rescale(
             sensor, [meta["scales"][i] for i in idx], [meta["offsets"][i] for i in idx], tags, self.path)
         self._rescale = None if all(ab == (1.0, 0.0) for ab in rescale) else np.asarray(rescale, np.float32)
+        self._index = idx  # 0-based positions of the kept bands in the file's band axis
+        declared = any((meta["scales"][i], meta["offsets"][i]) not in ((1.0, 0.0), (None, None)) for i in idx)
+        if values == "reflectance" or (values == "auto" and not declared
+                                       and np.issubdtype(da.dtype, np.floating) and self._looks_like_reflectance()):
+            if not sensor.scale < DN_SCALE_MAX:
+                raise ImageryError(f"Sensor {sensor.name} stores {sensor.units}, not DN with a reflectance scale; "
+                                   "drop --values reflectance.")
+            how = "--values reflectance" if values == "reflectance" else "values look like 0-1 reflectance"
+            self._rescale = np.asarray([(1.0 / sensor.scale, -sensor.offset / sensor.scale)] * len(idx), np.float32)
+            self.rescale_note = (f"{how}: converted to DN (DN = (value - {sensor.offset:g}) / {sensor.scale:g}); "
+                                 "pass --values dn to keep them as stored")
         self.datetime = parse_date(date) if date else (date_from_tags(tags) or date_from_name(self.path))
         self.date_from = "option" if date else ("tags" if date_from_tags(tags) else
                                                 ("file name" if self.datetime else "unknown"))
         self.labels = _labels_from_tags(tags)
-        self._index = [i - 1 for i in self.band_map.indexes]  # 0-based positions in the band axis
+
+    def _looks_like_reflectance(self) -> bool:
+        """True when a DN sensor's file holds 0-1 reflectance instead (e.g. exported scaled by 1e-4).
+
+        Reads a few small windows spread over the file, so a large scene costs a few blocks.
+        """
+        if not self.sensor.scale < DN_SCALE_MAX:
+            return False
+        size = min(SAMPLE_SIZE, self.height, self.width)
+        rows = np.linspace(0, self.height - size, SAMPLE_GRID).astype(int)
+        cols = np.linspace(0, self.width - size, SAMPLE_GRID).astype(int)
+        parts = []
+        for r in sorted(set(rows)):
+            for c in sorted(set(cols)):
+                win = self._da.isel(band=self._index, y=slice(r, r + size), x=slice(c, c + size))
+                parts.append(np.asarray(win.values, dtype=np.float32).ravel())
+        sample = np.concatenate(parts)
+        valid = sample[np.isfinite(sample)]
+        if self.nodata is not None and not np.isnan(self.nodata):
+            valid = valid[valid != np.float32(self.nodata)]
+        return valid.size > 0 and valid.max() > 0 and float(np.percentile(valid, 99)) <= REFLECTANCE_MAX
 
     def identity(self) -> dict[str, Any]:
         st = self.path.stat()
@@ -216,13 +259,15 @@ def ingest_geotiff(
     min_valid: float = 0.5,
     max_chip_cloud: float = 1.0,
     nodata: float | None = None,
+    values: str = "auto",
     progress: Callable[[int, int], None] | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> dict[str, Any]:
     """Chip a local GeoTIFF/COG into a workspace; returns the file's chips record.
 
     ``bands`` keeps a subset of sensor bands; ``file_bands`` names every file band in file order
-    (``-`` skips one) when the file's own labels or the registry order are wrong. A workspace that
+    (``-`` skips one) when the file's own labels or the registry order are wrong. ``values``: "auto"
+    converts float files of DN sensors that hold 0-1 reflectance to DN; "dn" / "reflectance" force it. A workspace that
     already holds chips of other files with the same sensor, bands and chip size takes this file's
     after them (``total_chips``/``n_sources`` in the result); the same file again is a no-op or a
     resume. A workspace of another sensor, band set or chip size is refused.
@@ -231,7 +276,7 @@ def ingest_geotiff(
 
     sens = get_sensor(sensor)
     settings = ChipSettings(chip_size, stride, min_valid, max_chip_cloud)
-    src = GeoTiffSource(path, sens, file_bands=file_bands, select=bands, date=date, nodata=nodata)
+    src = GeoTiffSource(path, sens, file_bands=file_bands, select=bands, date=date, nodata=nodata, values=values)
     try:
         source = {"kind": "file", "path": str(Path(path).resolve())}
         ws = Workspace.create(
@@ -259,6 +304,7 @@ def ingest_geotiffs(
     min_valid: float = 0.5,
     max_chip_cloud: float = 1.0,
     nodata: float | None = None,
+    values: str = "auto",
     progress: Callable[[int, int], None] | None = None,
     on_file: Callable[[int, int, Path], None] | None = None,
     cancel: Callable[[], bool] | None = None,
@@ -279,7 +325,7 @@ def ingest_geotiffs(
     sens = get_sensor(sensor)
     first: tuple[str, ...] | None = None
     for f in files:
-        src = GeoTiffSource(f, sens, file_bands=file_bands, select=bands, date=date, nodata=nodata)
+        src = GeoTiffSource(f, sens, file_bands=file_bands, select=bands, date=date, nodata=nodata, values=values)
         src.close()
         if first is None:
             first = tuple(src.bands)
@@ -295,7 +341,8 @@ def ingest_geotiffs(
         try:
             rec = ingest_geotiff(f, workspace, sensor=sensor, bands=bands, file_bands=file_bands, date=date,
                                  chip_size=chip_size, stride=stride, min_valid=min_valid,
-                                 max_chip_cloud=max_chip_cloud, nodata=nodata, progress=progress, cancel=cancel)
+                                 max_chip_cloud=max_chip_cloud, nodata=nodata, values=values, progress=progress,
+                                 cancel=cancel)
         except NoScenesError as err:  # one empty or cloudy file does not stop the others
             if len(files) == 1:
                 raise

@@ -223,6 +223,27 @@ def test_sentinel1_without_declared_nodata_treats_all_zero_pixels_as_fill(tmp_pa
     assert np.isfinite(Workspace.open(tmp_path / "n").read_chips([0])[0]).all()
 
 
+def test_float_reflectance_file_of_a_dn_sensor_is_converted_to_dn(tmp_path):
+    """An S2 export scaled to 0-1 reflectance normalised as DN gave chips of ~-1 z everywhere, silently."""
+    dn = s2_scene((64, 64))
+    f = write_raster(tmp_path / "refl.tif", (dn * 1e-4).astype(np.float32), nodata=None)
+    rec = ingest_geotiff(f, tmp_path / "auto", sensor="sentinel-2-l2a", chip_size=64)
+    np.testing.assert_allclose(Workspace.open(tmp_path / "auto").read_chips([0])[0], dn, rtol=1e-5, atol=0.05)
+    assert "look like 0-1 reflectance" in rec["values"] and "--values dn" in rec["values"]
+    ingest_geotiff(f, tmp_path / "dn", sensor="sentinel-2-l2a", chip_size=64, values="dn")  # as stored
+    assert Workspace.open(tmp_path / "dn").read_chips([0])[0].max() <= 1.5
+    ls = _field(6, 64, 64, 0.02, 0.4, np.float32)           # Landsat SR: DN = (refl + 0.2) / 2.75e-5
+    ingest_geotiff(write_raster(tmp_path / "ls.tif", ls, nodata=None), tmp_path / "ls", sensor="landsat-c2l2-sr",
+                   chip_size=64, file_bands="red,green,blue,nir08,swir16,swir22")
+    np.testing.assert_allclose(Workspace.open(tmp_path / "ls").read_chips([0])[0], (ls + 0.2) / 2.75e-5, rtol=1e-5)
+    big = write_raster(tmp_path / "dnf.tif", dn.astype(np.float32), nodata=None)  # float DN stays DN
+    ingest_geotiff(big, tmp_path / "dnf", sensor="sentinel-2-l2a", chip_size=64)
+    np.testing.assert_array_equal(Workspace.open(tmp_path / "dnf").read_chips([0])[0], dn)
+    s1 = write_raster(tmp_path / "s1.tif", _field(2, 64, 64, 0.001, 0.3, np.float32), nodata=None)
+    with pytest.raises(ImageryError, match="drop --values reflectance"):
+        ingest_geotiff(s1, tmp_path / "s1", sensor="sentinel-1-rtc", chip_size=64, values="reflectance")
+
+
 # ----------------------------------------------------------------------------- STAC
 def test_items_without_cloud_cover_or_datetime_are_used(gen_stac_server, tmp_path):
     """The server drops them from an eo:cloud_cover query; the old code then crashed formatting None."""
