@@ -390,6 +390,8 @@ class StacMosaicSource:
             for i, nd in enumerate(scene.nodata):
                 if nd is not None:
                     data[i][data[i] == np.float32(nd)] = np.nan
+            if self.sensor.transform == "db" and all(nd is None for nd in scene.nodata):
+                data[:, (data == 0).all(axis=0)] = np.nan  # undeclared swath fill, not -100 dB backscatter
             scene_cloud = np.zeros((height, width), dtype=bool)
             if scene.scl:
                 scl = np.asarray(win[scene.scl].values)

@@ -2,7 +2,8 @@
 
 Every GeoTIFF under the folder becomes one item: each band is written as its own COG asset
 (keys in Earth Search v1 style ``blue``/``red``... or Planetary Computer style ``B02``/``B04``...),
-NAIP-like 4-band files as one multi-band ``image`` asset. Items carry the proj, raster and eo
+NAIP-like 4-band files as one multi-band ``image`` asset, Sentinel-1 RTC files (``S1A_*``) as one
+``vv``/``vh`` asset per polarisation in ``sentinel-1-rtc``. Items carry the proj, raster and eo
 extensions. Optional sidecars beside a GeoTIFF:
 
 - ``<stem>.scl.tif``: a one-band Sentinel-2 scene-classification raster, served as ``scl``/``SCL``;
@@ -92,6 +93,8 @@ def _kind(path: Path, ds) -> str:
         return "naip"
     if "lc08" in name or "lc09" in name or "landsat" in str(path).lower():
         return "landsat"
+    if re.match(r"s1[abc]_", name) or "sentinel-1" in str(path).lower() or "sentinel1" in str(path).lower():
+        return "sentinel1"
     return "sentinel2"
 
 
@@ -181,6 +184,17 @@ def build_items(folder: Path, asset_dir: Path, *, style: str = "earth-search") -
                     "raster:bands": [_raster_band(ds) for _ in range(ds.count)], **_proj(ds),
                 }
                 props["gsd"] = abs(ds.transform.a)
+            elif kind == "sentinel1":  # RTC backscatter: one asset per polarisation, no eo:bands
+                collection = "sentinel-1-rtc"
+                props.update({"platform": "sentinel-1a", "sar:instrument_mode": "IW", "constellation": "sentinel-1"})
+                pols = [d.lower() if d.lower() in ("vv", "vh", "hh", "hv") else ("vv", "vh")[i % 2]
+                        for i, d in enumerate(descs)]
+                props["sar:polarizations"] = [p.upper() for p in pols]
+                for b, pol in enumerate(pols, start=1):
+                    _write_cog(path, item_dir / f"{pol}.tif", [b])
+                    assets[pol] = {"href": f"assets/{item_id}/{pol}.tif", "roles": ["data"],
+                                   "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+                                   "raster:bands": [_raster_band(ds)], **_proj(ds)}
             else:
                 landsat = kind == "landsat"
                 collection = "landsat-c2-l2" if landsat else "sentinel-2-l2a"

@@ -284,6 +284,31 @@ def test_unusable_asset_is_an_imagery_error_not_a_network_error(gen_stac_server,
     assert ("does not exist" if broken == "missing" else "not a readable raster") in str(err.value)
 
 
+def test_fetch_sentinel1_rtc_from_stac_masks_undeclared_zero_fill(tmp_path):
+    """Sentinel-1 through STAC: vv/vh assets without eo:bands; the swath's 0 fill is nodata, not -100 dB."""
+    from stac_server import start_stac_server
+
+    data = _field(2, 256, 256, 0.001, 0.3, np.float32)
+    data[:, :, :64] = 0.0
+    write_raster(tmp_path / "scenes" / "S1A_IW_20230610T050000_gen.tif", data, nodata=None,
+                 origin=(X0, Y0), descriptions=["VV", "VH"])
+    srv = start_stac_server(tmp_path / "scenes", workdir=tmp_path / "assets")
+    try:
+        bbox = _bbox(X0 + 10, Y0 - 2550, X0 + 2550, Y0 - 10)
+        rec = fetch_stac(bbox, "2023-06-01", "2023-06-30", tmp_path / "ws", stac_url=srv.url,
+                         collection="sentinel-1-rtc", chip_size=64, min_valid=0.0, **FAST)
+    finally:
+        srv.stop()
+    ws = Workspace.open(tmp_path / "ws")
+    assert ws.sensor.name == "sentinel-1-rtc" and ws.bands == ["vv", "vh"] and rec["chips"] >= 9
+    chips = ws.read_chips(slice(None))
+    table = ws.chip_table()
+    west = table["col"] == table["col"].min()
+    assert np.isnan(chips[west.to_numpy()][:, :, :, :32]).any()        # the fill strip is NaN ...
+    valid = chips[np.isfinite(chips)]
+    assert valid.size and valid.min() > 0                              # ... and no zero reaches the dB transform
+
+
 def test_bbox_smaller_than_a_chip_gets_one_full_chip(gen_stac_server, tmp_path):
     tiny = _bbox(X0 + 1000, Y0 - 1050, X0 + 1050, Y0 - 1000)   # 50 m: 5 px at 10 m
     rec = fetch_stac(tiny, "2023-06-01", "2023-06-30", tmp_path / "ws", stac_url=gen_stac_server.url,
