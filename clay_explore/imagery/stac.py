@@ -240,6 +240,8 @@ def asset_bands(item, sensor: Sensor, bands: Sequence[str] | None = None) -> dic
             name = _matches(sensor, b.get("common_name")) or _matches(sensor, b.get("name"))
             if name and name not in found:
                 found[name] = (key if len(eo) == 1 else f"{key}.{i}", key, i)
+    if any(w not in found for w in want):
+        found.update({k: v for k, v in _unlabelled_multiband(item, sensor).items() if k not in found})
     missing = [w for w in want if w not in found]
     if missing:
         raise ImageryError(
@@ -247,6 +249,20 @@ def asset_bands(item, sensor: Sensor, bands: Sequence[str] | None = None) -> dic
             "Choose another --collection or fewer --bands."
         )
     return {w: found[w] for w in want}
+
+
+def _unlabelled_multiband(item, sensor: Sensor) -> dict[str, tuple[str, str, int]]:
+    """Bands of the one data asset with no eo:bands whose raster:bands count is the sensor's (plus an
+    optional alpha band), in registry order: aerial RGB(A)/RGBN products are often catalogued so."""
+    skip = {"thumbnail", "overview", "metadata", "visual"}
+    n = len(sensor.bands)
+    candidates = [key for key, asset in item.assets.items()
+                  if not skip & set(asset.roles or []) and not asset.extra_fields.get("eo:bands")
+                  and len(asset.extra_fields.get("raster:bands") or []) in (n, n + 1)]
+    if len(candidates) != 1:
+        return {}
+    key = candidates[0]
+    return {b.name: (f"{key}.{i}", key, i) for i, b in enumerate(sensor.bands, start=1)}
 
 
 def scl_asset(item) -> str | None:

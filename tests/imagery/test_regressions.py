@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+import rasterio.warp
 from rasterio.transform import from_origin
-from shapely.geometry import box
+from shapely.geometry import box, mapping
 
 from clay_explore.errors import CancelledError, ImageryError, NetworkError, NoScenesError
 from clay_explore.imagery.bands import resolve_band_map
@@ -307,6 +308,39 @@ def test_fetch_sentinel1_rtc_from_stac_masks_undeclared_zero_fill(tmp_path):
     assert np.isnan(chips[west.to_numpy()][:, :, :, :32]).any()        # the fill strip is NaN ...
     valid = chips[np.isfinite(chips)]
     assert valid.size and valid.min() > 0                              # ... and no zero reaches the dB transform
+
+
+def test_multiband_asset_without_eo_bands_is_read_in_registry_order(tmp_path):
+    """Aerial RGB(A) items often carry raster:bands but no eo:bands; the odc-stac result is checked too."""
+    from datetime import datetime
+
+    import odc.stac
+    import pystac
+
+    from clay_explore.imagery.stac import asset_bands
+
+    rgba = np.concatenate([_field(3, 64, 64, 10, 250, np.uint8), np.full((1, 64, 64), 255, np.uint8)])
+    f = tmp_path / "aerial.tif"
+    with rasterio.open(f, "w", driver="GTiff", count=4, height=64, width=64, dtype="uint8", crs="EPSG:2193",
+                       transform=from_origin(1750000, 5900000, 0.5, 0.5)) as ds:
+        ds.write(rgba)
+    with rasterio.open(f) as ds:
+        w, s, e, n = rasterio.warp.transform_bounds(ds.crs, "EPSG:4326", *ds.bounds)
+    item = pystac.Item(id="aerial", geometry=mapping(box(w, s, e, n)), bbox=[w, s, e, n],
+                       datetime=datetime(2020, 1, 1), properties={})
+    item.add_asset("image", pystac.Asset(href=str(f), roles=["data"], extra_fields={
+        "raster:bands": [{"data_type": "uint8"}] * 4, "proj:epsg": 2193, "proj:shape": [64, 64],
+        "proj:transform": [0.5, 0, 1750000, 0, -0.5, 5900000]}))
+    item.add_asset("thumbnail", pystac.Asset(href="thumb.png", roles=["thumbnail"]))
+    amap = asset_bands(item, get_sensor("linz"))
+    assert amap == {"red": ("image.1", "image", 1), "green": ("image.2", "image", 2), "blue": ("image.3", "image", 3)}
+    from odc.geo.geobox import GeoBox
+
+    grid = GeoBox((64, 64), from_origin(1750000, 5900000, 0.5, 0.5), "EPSG:2193")
+    ds = odc.stac.load([item], bands=[v[0] for v in amap.values()], geobox=grid)
+    np.testing.assert_array_equal(ds["image.3"].values[0], rgba[2])
+    with pytest.raises(ImageryError, match="no asset for band"):
+        asset_bands(item, get_sensor("sentinel-2-l2a"))
 
 
 def test_bbox_smaller_than_a_chip_gets_one_full_chip(gen_stac_server, tmp_path):
