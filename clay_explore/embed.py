@@ -334,6 +334,11 @@ def embed_workspace(
     todo = np.flatnonzero(~done)
     bar = Progress(n, stage=STAGE, callback=progress, show=show_progress, done=int(done.sum()))
     info = {"n_chips": n, "grid": grid, "batch_size": batch_size, **facts}
+    previous = ws.stage(STAGE) or {}
+    if not todo.size and previous.get("status") == "complete" and all(
+            previous.get(k) == info[k] for k in info if k not in ("batch_size", "checkpoint")):
+        # nothing to do: leave the record (and everything fingerprinted from it) untouched
+        return {**previous, "already_complete": True}
     if todo.size:  # until every chip is stored, later stages must not read these arrays as finished
         ws.set_stage(STAGE, status="partial", done=int(done.sum()), **info)
     t0 = _time.perf_counter()

@@ -32,7 +32,7 @@ METRICS = ("euclidean", "cosine", "manhattan", "correlation")
 TRUST_SAMPLE = 2000      # points used for trustworthiness (it is O(n^2))
 TRUST_NEIGHBOURS = 10
 #: Stages whose records do not change the data a projection reads.
-_IGNORED_STAGES = ("projection", "export")
+_IGNORED_STAGES = ("projection", "export", "fit")  # fit writes weights; vectors change with evaluate/vectors
 
 Progress = Callable[[float, str], None]
 

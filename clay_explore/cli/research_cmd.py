@@ -48,9 +48,11 @@ def embed(workspace: str, checkpoint: str | None, batch_size: int, fast: bool, a
     if as_json:
         echo_json(record)
         return
-    if record.get("resumed_from") == record["n_chips"]:
+    if record.get("already_complete") or record.get("resumed_from") == record["n_chips"]:
         click.echo(f"all {record['n_chips']} chips were already embedded with this checkpoint; nothing to do")
-    elif record.get("resumed_from"):
+        _untrained_line(record)
+        return
+    if record.get("resumed_from"):
         click.echo(f"resumed: {record['resumed_from']} chips were already stored")
     click.echo(
         f"embedded {record['n_chips']} chips ({record['grid']}x{record['grid']} patches, D={record['dim']}, "

@@ -145,3 +145,17 @@ def test_done_list_without_its_arrays_is_not_trusted(generated_template, copy_ws
     assert record["resumed_from"] == 0
     cls, _ = read_tokens(ws, range(ws.n_chips()))
     assert np.abs(cls).sum(axis=1).min() > 0, "every chip was encoded again"
+
+
+def test_rerun_of_a_finished_embed_changes_nothing(generated_embedded, copy_ws, tiny_model):
+    """A no-op re-run must not rewrite the record: projections and evaluation are keyed on it."""
+    from clay_explore.projection import fingerprint
+    from clay_explore.vectors import embeddings_fingerprint
+
+    root = copy_ws(generated_embedded)
+    ws = Workspace.open(root)
+    before = (dict(ws.stage("embed")), embeddings_fingerprint(ws), fingerprint(ws))
+    rec = embed_workspace(root, model=tiny_model, batch_size=3, show_progress=False)
+    ws = Workspace.open(root)
+    assert rec["already_complete"] is True
+    assert (ws.stage("embed"), embeddings_fingerprint(ws), fingerprint(ws)) == before
