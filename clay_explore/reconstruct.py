@@ -51,11 +51,6 @@ def to_physical(model_units: np.ndarray, sensor: Sensor) -> np.ndarray:
     return (np.asarray(model_units, np.float32) * sensor.scale + sensor.offset).astype(np.float32)
 
 
-def original_physical(raw: np.ndarray, sensor: Sensor) -> np.ndarray:
-    """Raw chip pixels (NaN = nodata) in physical units."""
-    return to_physical(to_model_units(raw, sensor), sensor)
-
-
 def unpatchify(pixels: Tensor, n_bands: int, patch: int) -> Tensor:
     """Decoder output [B, L, C*P*P] -> image [B, C, H, W]."""
     grid = int(round(pixels.shape[1] ** 0.5))
@@ -85,17 +80,22 @@ def decode_cls_only(
 
 @dataclass
 class ChipReconstructions:
-    """Reconstructions of some chips: name -> [n, C, H, W] in sensor units, + original and rows."""
+    """Reconstructions of some chips: name -> [n, C, H, W] in model units, + original and rows.
+
+    Model units are the sensor's stored units after its transform (DN; dB for Sentinel-1), the
+    units the decoder's output is de-normalised to, so every panel, stretch and residual compares
+    like with like.
+    """
 
     rows: np.ndarray
-    images: dict[str, np.ndarray]  # includes ORIGINAL (raw sensor units, NaN = nodata)
+    images: dict[str, np.ndarray]  # includes ORIGINAL (model units, NaN = nodata)
     vectors: dict[str, np.ndarray]  # image vectors of each fitted method (and CLS)
 
 
 def reconstruct_batch(
     ws: Workspace, model: Any, batch: Any, methods: Sequence[Any], waves: Tensor, references: Sequence[str] = REFERENCES
 ) -> ChipReconstructions:
-    """Decode one batch (see :func:`clay_explore.fit.load_batch`) every way; sensor units out."""
+    """Decode one batch (see :func:`clay_explore.fit.load_batch`) every way; model units out."""
     sensor, bands, patch = ws.sensor, ws.bands, int(model.config.patch_size)
     grid = int(round(batch.patches.shape[1] ** 0.5))
     outputs: dict[str, Tensor] = {}
@@ -114,14 +114,14 @@ def reconstruct_batch(
         name: denormalize(unpatchify(px.float(), len(bands), patch).numpy(), sensor, bands, axis=1)
         for name, px in outputs.items()
     }
-    images[ORIGINAL] = ws.read_chips(batch.rows)
+    images[ORIGINAL] = to_model_units(ws.read_chips(batch.rows), sensor)  # linear -> dB for Sentinel-1
     return ChipReconstructions(batch.rows, images, vectors)
 
 
 def chip_metrics(recon: ChipReconstructions, sensor: Sensor) -> dict[str, list[dict[str, Any]]]:
     """Per chip and per reconstruction: PSNR/SSIM per band and spectral angle, in physical units."""
     dr = data_range_for(sensor)["value"]
-    ref = original_physical(recon.images[ORIGINAL], sensor)
+    ref = to_physical(recon.images[ORIGINAL], sensor)
     out: dict[str, list[dict[str, Any]]] = {}
     for name, img in recon.images.items():
         if name == ORIGINAL:
@@ -154,7 +154,7 @@ def reconstruct_chip(
     model: Any = None,
     methods: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Every reconstruction of one chip: images (sensor units), metrics per panel and the honesty note."""
+    """Every reconstruction of one chip: images (model units), metrics per panel and the honesty note."""
     from clay_explore.fit import fitted_methods, load_batch, load_method
 
     ws = workspace if isinstance(workspace, Workspace) else Workspace.open(workspace)

@@ -9,6 +9,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from clay_explore.fit import patchify
+from clay_explore.sensors import get_sensor
 from clay_explore.reconstruct import (
     CLS_ONLY,
     FULL,
@@ -78,3 +79,29 @@ def test_unknown_chip_is_a_clear_error(generated_embedded, tiny_model):
 
     with pytest.raises(WorkspaceError, match="Chip ids look like"):
         reconstruct_chip(generated_embedded, "nope", model=tiny_model)
+
+
+def test_sentinel1_panels_share_the_originals_units(tmp_path, tiny_model):
+    """The original was linear power while reconstructions were dB: every decoded panel came out black."""
+    from rasterio.transform import from_origin
+
+    import rasterio
+
+    from clay_explore.embed import embed_workspace
+    from clay_explore.imagery.geotiff import ingest_geotiff
+    from clay_explore.reconstruct import display_bands, to_rgb8
+
+    rng = np.random.default_rng(3)
+    power = rng.uniform(0.005, 0.3, size=(2, 64, 64)).astype(np.float32)  # linear backscatter
+    f = tmp_path / "s1.tif"
+    with rasterio.open(f, "w", driver="GTiff", count=2, height=64, width=64, dtype="float32", crs="EPSG:32633",
+                       transform=from_origin(400000, 5300000, 10, 10), nodata=float("nan")) as ds:
+        ds.write(power)
+    ingest_geotiff(f, tmp_path / "ws", sensor="sentinel-1-rtc", chip_size=64)
+    embed_workspace(tmp_path / "ws", model=tiny_model, show_progress=False)
+    result = reconstruct_chip(tmp_path / "ws", 0, model=tiny_model)
+    np.testing.assert_allclose(result["images"][ORIGINAL], 10 * np.log10(power), rtol=1e-5)  # dB, like the rest
+    assert float(np.nanmean(result["images"][FULL])) < 0                           # decoder output is dB too
+    rgb = to_rgb8(result["images"], display_bands(get_sensor("sentinel-1-rtc"), ["vv", "vh"]))
+    for name in (FULL, CLS_ONLY):
+        assert 0 < rgb[name].mean() < 255, name
