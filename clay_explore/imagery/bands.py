@@ -37,6 +37,9 @@ NATIVE_LAYOUTS: dict[str, dict[int, tuple[str | None, ...]]] = {
         7: (None, "blue", "green", "red", "nir08", "swir16", "swir22"),  # SR_B1..SR_B7
         6: ("blue", "green", "red", "nir08", "swir16", "swir22"),        # SR_B2..SR_B7
     },
+    "planetscope-sr": {
+        4: ("blue", "green", "red", "nir"),  # PSScene 4-band analytic SR (B, G, R, NIR)
+    },
     "landsat-c2l1": {
         # B1..B11 (coastal, B2-B7, pan, cirrus, two thermal)
         11: (None, "blue", "green", "red", "nir08", "swir16", "swir22", None, None, None, None),
@@ -143,15 +146,64 @@ def resolve_band_map(
         tags = [t for t in re.split(r"[\s,;]+", band_order_tag) if t]
         if len(tags) == count:
             mapped = _from_labels(sensor, tags)
+    layouts = NATIVE_LAYOUTS.get(sensor.name, {})
     if mapped is not None:
+        if layouts and count > max(layouts):  # e.g. a 13-band Sentinel-2 stack ingested as Landsat
+            raise ImageryError(
+                f"The file has {count} bands, more than any {sensor.name} product ({max(layouts)} at most), so its "
+                f"labels ({_preview(descriptions or ())}) cannot be trusted as {sensor.name} bands"
+                f"{_looks_like(sensor, descriptions or ())}. Check --sensor, or name each file band with --file-bands."
+            )
+        other = _names_all(sensor, descriptions or ()) if None in mapped else None
+        if other:  # e.g. B02..B12 read as Landsat's B2..B7 would silently shift every band
+            raise ImageryError(
+                f"Only {sum(m is not None for m in mapped)} of the file's {count} band labels "
+                f"({_preview(descriptions or ())}) name {sensor.name} bands, but every one names a {other} band. "
+                f"Use --sensor {other}, or name each file band with --file-bands if it really is {sensor.name}."
+            )
         return _finish(sensor, mapped, "from the file's band descriptions", select)
-    layout = NATIVE_LAYOUTS.get(sensor.name, {}).get(count)
+    layout = layouts.get(count)
     if layout is not None:
         return _finish(sensor, layout, f"standard {count}-band {sensor.name} layout", select)
     if count == len(sensor.bands):
         return _finish(sensor, sensor.band_names, f"{sensor.name} registry order", select)
+    labelled = [d for d in descriptions if d] if descriptions else []
+    what = (f"its band labels ({_preview(labelled)}) name no {sensor.name} band{_looks_like(sensor, labelled)}"
+            if labelled else "the file's bands are not labelled")
+    example = ",".join(f"<band{i}>" for i in range(1, count + 1)) if count < len(sensor.bands) else ",".join(
+        sensor.band_names + ["-"] * (count - len(sensor.bands)))
     raise ImageryError(
         f"The file has {count} bands but sensor {sensor.name} has {len(sensor.bands)} "
-        f"({', '.join(sensor.band_names)}) and the file's bands are not labelled. Check --sensor, or name "
-        f"each file band in file order with --file-bands (e.g. --file-bands {','.join(sensor.band_names[:count] + ['-'] * max(0, count - len(sensor.bands)))})."
+        f"({', '.join(sensor.band_names)}) and {what}. Check --sensor, or name each file band in file order "
+        f"with --file-bands, using the names above and '-' to skip a band (e.g. --file-bands {example})."
     )
+
+
+def _preview(labels: Sequence[str | None], n: int = 4) -> str:
+    shown = [str(x) for x in labels[:n]]
+    return ", ".join(shown) + (", ..." if len(labels) > n else "")
+
+
+def _names_all(sensor: Sensor, labels: Sequence[str | None]) -> str | None:
+    """Another registry sensor that names every one of ``labels``, or None."""
+    from clay_explore.sensors import get_sensor, sensor_names
+
+    for name in sensor_names():
+        mapped = _from_labels(get_sensor(name), labels) if name != sensor.name else None
+        if mapped and None not in mapped:
+            return name
+    return None
+
+
+def _looks_like(sensor: Sensor, labels: Sequence[str | None]) -> str:
+    """', which look like <other sensor> bands' when another registry sensor names more of them."""
+    from clay_explore.sensors import get_sensor, sensor_names
+
+    def hits(s: Sensor) -> int:
+        return sum(x is not None for x in (_from_labels(s, labels) or []))
+
+    own = hits(sensor)
+    best = max((n for n in sensor_names() if n != sensor.name), key=lambda n: hits(get_sensor(n)), default=None)
+    if best is None or hits(get_sensor(best)) <= own:
+        return ""
+    return f", which look like {best} bands (--sensor {best})"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -27,14 +27,18 @@ from clay_explore.sensors import Sensor, get_sensor
 DATE_TAGS = ("ACQUISITION_DATETIME", "DATETIME_ACQUIRED", "SENSING_TIME", "DATE_ACQUIRED",
              "ACQUISITION_DATE", "datetime", "DATE")
 TIME_TAGS = ("SCENE_CENTER_TIME",)
-#: How stored values are read: "auto" detects 0-1 reflectance in float files of DN sensors.
-VALUE_MODES = ("auto", "dn", "reflectance")
+#: How stored values are read: "auto" detects 0-1 reflectance in float files of DN sensors and
+#: decibels in Sentinel-1 files; "dn" keeps them as stored; "reflectance" / "db" force a conversion.
+VALUE_MODES = ("auto", "dn", "reflectance", "db")
+#: Share of negative values that marks backscatter as dB (linear power is never negative).
+DB_NEGATIVE_SHARE = 0.05
 #: Reflectance rarely exceeds this (bright cloud, snow); a DN sensor's stored values do, by far.
 REFLECTANCE_MAX = 1.5
 #: Sensors whose DN -> physical scale is below this store DN (integers in 0..255 or 0..10000s).
 DN_SCALE_MAX = 0.1
 SAMPLE_GRID = 3      # sample windows per side when checking the value range
 SAMPLE_SIZE = 128    # pixels per side of each sample window
+_NAME_YEAR_DAY = re.compile(r"(?:^|[._])A((?:19[7-9]\d|20\d\d))(\d{3})(?=[._])")  # MOD09A1.A2021177.h08v05...
 _NAME_DATE = re.compile(r"(?<!\d)((?:19[7-9]\d|20\d\d))-?(0[1-9]|1[0-2])-?(0[1-9]|[12]\d|3[01])(?!\d)")
 
 
@@ -74,14 +78,19 @@ def date_from_tags(tags: dict[str, str]) -> datetime | None:
 
 
 def date_from_name(path: str | Path) -> datetime | None:
-    """A date such as 20200927 or 2020-09-27 in a file name, or None."""
-    m = _NAME_DATE.search(Path(path).name)
-    if not m:
-        return None
-    try:
-        return datetime(int(m[1]), int(m[2]), int(m[3]), tzinfo=timezone.utc)
-    except ValueError:
-        return None
+    """A date such as 20200927, 2020-09-27 or MODIS's A2020271 (year + day of year) in a file name, or None."""
+    name = Path(path).name
+    m = _NAME_DATE.search(name)
+    if m:
+        try:
+            return datetime(int(m[1]), int(m[2]), int(m[3]), tzinfo=timezone.utc)
+        except ValueError:
+            pass
+    m = _NAME_YEAR_DAY.search(name)
+    if m and 1 <= int(m[2]) <= 366:
+        day = datetime(int(m[1]), 1, 1, tzinfo=timezone.utc) + timedelta(days=int(m[2]) - 1)
+        return day if day.year == int(m[1]) else None
+    return None
 
 
 def _labels_from_tags(tags: dict[str, str]) -> list[str] | None:
@@ -167,8 +176,19 @@ class GeoTiffSource:
         self._rescale = None if all(ab == (1.0, 0.0) for ab in rescale) else np.asarray(rescale, np.float32)
         self._index = idx  # 0-based positions of the kept bands in the file's band axis
         declared = any((meta["scales"][i], meta["offsets"][i]) not in ((1.0, 0.0), (None, None)) for i in idx)
-        if values == "reflectance" or (values == "auto" and not declared
-                                       and np.issubdtype(da.dtype, np.floating) and self._looks_like_reflectance()):
+        self._from_db = False
+        if sensor.transform == "db":
+            if values == "reflectance":
+                raise ImageryError(f"Sensor {sensor.name} stores {sensor.units}, not DN with a reflectance scale; "
+                                   "drop --values reflectance.")
+            self._from_db = values == "db" or (values == "auto" and self._looks_like_db())
+            if self._from_db:
+                how = "--values db" if values == "db" else "values look like decibels (many are negative)"
+                self.rescale_note = f"{how}: converted to linear power; pass --values dn to keep them as stored"
+        elif values == "db":
+            raise ImageryError(f"--values db is for backscatter sensors; {sensor.name} stores {sensor.units}.")
+        elif values == "reflectance" or (values == "auto" and not declared
+                                         and np.issubdtype(da.dtype, np.floating) and self._looks_like_reflectance()):
             if not sensor.scale < DN_SCALE_MAX:
                 raise ImageryError(f"Sensor {sensor.name} stores {sensor.units}, not DN with a reflectance scale; "
                                    "drop --values reflectance.")
@@ -182,12 +202,19 @@ class GeoTiffSource:
         self.labels = _labels_from_tags(tags)
 
     def _looks_like_reflectance(self) -> bool:
-        """True when a DN sensor's file holds 0-1 reflectance instead (e.g. exported scaled by 1e-4).
-
-        Reads a few small windows spread over the file, so a large scene costs a few blocks.
-        """
+        """True when a DN sensor's file holds 0-1 reflectance instead (e.g. exported scaled by 1e-4)."""
         if not self.sensor.scale < DN_SCALE_MAX:
             return False
+        valid = self._sample()
+        return valid.size > 0 and valid.max() > 0 and float(np.percentile(valid, 99)) <= REFLECTANCE_MAX
+
+    def _looks_like_db(self) -> bool:
+        """True when backscatter is stored in decibels (linear power is never negative)."""
+        valid = self._sample()
+        return valid.size > 0 and float(np.mean(valid < 0)) > DB_NEGATIVE_SHARE
+
+    def _sample(self) -> np.ndarray:
+        """Valid values of the kept bands in a few small windows spread over the file (a few blocks)."""
         size = min(SAMPLE_SIZE, self.height, self.width)
         rows = np.linspace(0, self.height - size, SAMPLE_GRID).astype(int)
         cols = np.linspace(0, self.width - size, SAMPLE_GRID).astype(int)
@@ -200,7 +227,7 @@ class GeoTiffSource:
         valid = sample[np.isfinite(sample)]
         if self.nodata is not None and not np.isnan(self.nodata):
             valid = valid[valid != np.float32(self.nodata)]
-        return valid.size > 0 and valid.max() > 0 and float(np.percentile(valid, 99)) <= REFLECTANCE_MAX
+        return valid
 
     def identity(self) -> dict[str, Any]:
         st = self.path.stat()
@@ -222,6 +249,8 @@ class GeoTiffSource:
             data[data == np.float32(self.nodata)] = np.nan
         elif self._zero_fill:  # backscatter is never exactly 0 in every band: that is the scene's fill
             data[:, (data == 0).all(axis=0)] = np.nan
+        if self._from_db:  # the registry (and Clay's dB transform) expect linear power
+            data = np.power(np.float32(10.0), data / np.float32(10.0))
         if self._rescale is not None:  # onto the registry's DN scale; NaN stays NaN
             a, b = self._rescale[:, 0, None, None], self._rescale[:, 1, None, None]
             data = data * a + b

@@ -245,6 +245,24 @@ def test_float_reflectance_file_of_a_dn_sensor_is_converted_to_dn(tmp_path):
         ingest_geotiff(s1, tmp_path / "s1", sensor="sentinel-1-rtc", chip_size=64, values="reflectance")
 
 
+def test_sentinel1_file_in_decibels_is_converted_to_linear_power(tmp_path):
+    """A dB file was read as linear power: every value <= 0 became -100 dB, silently."""
+    power = _field(2, 64, 64, 0.002, 0.3, np.float32)
+    db = (10 * np.log10(power)).astype(np.float32)
+    f = write_raster(tmp_path / "s1db.tif", db, nodata=-9999.0)
+    rec = ingest_geotiff(f, tmp_path / "ws", sensor="sentinel-1-rtc", chip_size=64)
+    assert "decibels" in rec["values"] and "--values dn" in rec["values"]
+    np.testing.assert_allclose(Workspace.open(tmp_path / "ws").read_chips([0])[0], power, rtol=1e-4)
+    lin = write_raster(tmp_path / "s1lin.tif", power, nodata=None)     # linear stays linear
+    ingest_geotiff(lin, tmp_path / "lin", sensor="sentinel-1-rtc", chip_size=64)
+    np.testing.assert_array_equal(Workspace.open(tmp_path / "lin").read_chips([0])[0], power)
+    ingest_geotiff(f, tmp_path / "forced", sensor="sentinel-1-rtc", chip_size=64, values="dn")
+    np.testing.assert_array_equal(Workspace.open(tmp_path / "forced").read_chips([0])[0], db)
+    with pytest.raises(ImageryError, match="--values db is for backscatter"):
+        ingest_geotiff(write_raster(tmp_path / "s2.tif", s2_scene((64, 64))), tmp_path / "s2",
+                       sensor="sentinel-2-l2a", chip_size=64, values="db")
+
+
 # ----------------------------------------------------------------------------- STAC
 def test_items_without_cloud_cover_or_datetime_are_used(gen_stac_server, tmp_path):
     """The server drops them from an eo:cloud_cover query; the old code then crashed formatting None."""
@@ -376,3 +394,31 @@ def test_fetch_cancelled_then_endpoint_down_then_back_resumes(gen_scene_dir, tmp
     finally:
         srv2.stop()
     _same_workspaces(tmp_path / "ws", tmp_path / "clean")
+
+
+def test_modis_year_and_day_of_year_in_file_names():
+    from clay_explore.imagery.geotiff import date_from_name
+
+    assert date_from_name("MOD09A1.A2021177.h08v05.061.2021186.tif").date().isoformat() == "2021-06-26"
+    assert date_from_name("MYD09A1.A2020366.h08v05.tif").date().isoformat() == "2020-12-31"   # leap year
+    assert date_from_name("MOD09A1.A2021366.h08v05.tif") is None                              # no day 366
+    assert date_from_name("LC08_L2SP_204023_20200927_20201005_02_T1.tif").date().isoformat() == "2020-09-27"
+
+
+def test_labels_of_another_sensor_are_refused_not_shifted():
+    """A Sentinel-2 stack ingested as Landsat mapped B05 (red edge) to nir08, B06 to swir16... silently."""
+    s2 = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12"]
+    with pytest.raises(ImageryError, match="more than any landsat-c2l1 product.*--sensor sentinel-2-l2a"):
+        resolve_band_map(get_sensor("landsat-c2l1"), 12, descriptions=s2)
+    with pytest.raises(ImageryError, match="Only 6 of the file's 10 band labels.*--sensor sentinel-2-l2a"):
+        resolve_band_map(get_sensor("landsat-c2l1"), 10, descriptions=[b for b in s2 if b not in ("B01", "B09")])
+    with pytest.raises(ImageryError, match="name no landsat-c2l2-sr band, which look like sentinel-2-l2a"):
+        resolve_band_map(get_sensor("landsat-c2l2-sr"), 12, descriptions=s2)
+    # a real Landsat L1 stack keeps working although Sentinel-2 also names some of B1..B11
+    l1 = resolve_band_map(get_sensor("landsat-c2l1"), 11, descriptions=[f"B{i}" for i in range(1, 12)])
+    assert l1.names == ("red", "green", "blue", "nir08", "swir16", "swir22") and l1.indexes == (4, 3, 2, 5, 6, 7)
+
+
+def test_planetscope_four_band_product_layout():
+    ps = resolve_band_map(get_sensor("planetscope-sr"), 4)
+    assert ps.names == ("blue", "green", "red", "nir") and ps.indexes == (1, 2, 3, 4)
