@@ -72,13 +72,16 @@ def _clean(obj: Any) -> Any:
 
 
 def summarise(per_chip: list[dict[str, Any]], rows: Sequence[int] | None = None) -> dict[str, Any] | None:
-    """Mean of per-chip metrics over ``rows`` (all chips when None): per band and overall."""
+    """Mean of per-chip metrics over ``rows`` (all chips when None): per band and overall.
+
+    ``sam_deg`` is None when no chip has a spectral angle (single-band data).
+    """
     picked = per_chip if rows is None else [per_chip[int(r)] for r in rows]
     if not picked:
         return None
     psnr = np.array([m["psnr"] for m in picked], dtype=np.float64)  # [n, C]
     ssim = np.array([m["ssim"] for m in picked], dtype=np.float64)
-    sam = np.array([m["sam_deg"] for m in picked], dtype=np.float64)
+    sams = [m["sam_deg"] for m in picked if m.get("sam_deg") is not None]   # None: single-band chips
 
     def mean(a: np.ndarray, axis: int | None = None):
         with warnings.catch_warnings():  # an all-NaN band (no valid pixel anywhere) stays NaN -> null
@@ -91,7 +94,7 @@ def summarise(per_chip: list[dict[str, Any]], rows: Sequence[int] | None = None)
         "ssim_per_band": mean(ssim, 0).tolist(),
         "psnr": float(mean(psnr)),
         "ssim": float(mean(ssim)),
-        "sam_deg": float(mean(sam)),
+        "sam_deg": float(mean(np.array(sams, dtype=np.float64))) if sams else None,
     }
 
 

@@ -74,7 +74,11 @@ LOSSES = ("l1", "mse")
 def split_rows(n: int, val_fraction: float = DEFAULT_VAL_FRACTION, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Seeded train/validation split by chip (at least one chip in each when n >= 2)."""
     if n < 2:
-        raise WorkspaceError(f"Fitting needs at least 2 chips (one to train, one to validate); the workspace has {n}.")
+        raise WorkspaceError(
+            f"Fitting needs at least 2 chips (one to train, one to validate); the workspace has {n}. "
+            "Re-chip into a new --workspace with a smaller --chip-size or a --stride below the chip size, "
+            "or ingest/fetch a larger area or more files."
+        )
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction}")
     order = np.random.default_rng(seed).permutation(n)

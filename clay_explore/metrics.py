@@ -26,6 +26,8 @@ SSIM_MIN_SIDE = 2 * int(SSIM_TRUNCATE * SSIM_SIGMA + 0.5) + 1
 DEFAULT_K = 10
 #: PSNR reported for a perfect reconstruction (infinite in theory; JSON has no infinity).
 PSNR_CAP = 100.0
+#: Fewest bands a spectral angle means anything for (one band has no spectrum).
+MIN_SAM_BANDS = 2
 
 
 # ---------------------------------------------------------------------------- image metrics
@@ -76,11 +78,14 @@ def per_band(metric, ref: np.ndarray, pred: np.ndarray, data_range: float | Sequ
     return np.array([metric(ref[c], pred[c], float(ranges[c])) for c in range(ref.shape[0])])
 
 
-def spectral_angle(ref: np.ndarray, pred: np.ndarray) -> float:
+def spectral_angle(ref: np.ndarray, pred: np.ndarray) -> float | None:
     """Mean spectral angle in degrees between the per-pixel spectra of [C, H, W] images.
 
-    Pixels with nodata in any band, or with an all-zero spectrum, are skipped.
+    Pixels with nodata in any band, or with an all-zero spectrum, are skipped. None for a
+    single band: a 1-D "spectrum" has no angle (it would read 0 or 180 by sign alone).
     """
+    if ref.shape[0] < MIN_SAM_BANDS:
+        return None
     a = np.asarray(ref, np.float64).reshape(ref.shape[0], -1)  # [C, N]
     b = np.asarray(pred, np.float64).reshape(pred.shape[0], -1)
     na, nb = np.linalg.norm(a, axis=0), np.linalg.norm(b, axis=0)
@@ -92,7 +97,10 @@ def spectral_angle(ref: np.ndarray, pred: np.ndarray) -> float:
 
 
 def image_metrics(ref: np.ndarray, pred: np.ndarray, data_range: float | Sequence[float]) -> dict[str, Any]:
-    """PSNR and SSIM per band (+ their means) and the spectral angle of one chip [C, H, W]."""
+    """PSNR and SSIM per band (+ their means) and the spectral angle of one chip [C, H, W].
+
+    ``sam_deg`` is None for single-band chips (see ``spectral_angle``).
+    """
     p = per_band(psnr, ref, pred, data_range)
     if min(ref.shape[-2:]) < SSIM_MIN_SIDE:  # too small for the 11-px window
         s = np.full(ref.shape[0], np.nan)

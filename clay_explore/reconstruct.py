@@ -211,7 +211,8 @@ def _panel_text(name: str, m: dict[str, Any] | None, n_params: int | None) -> li
     lines = [PANEL_TITLES.get(name, name)]
     if m is not None:
         lines.append(f"PSNR {m['psnr_mean']:.2f} dB  SSIM {m['ssim_mean']:.3f}")
-        lines.append(f"SAM {m['sam_deg']:.2f} deg" + (f"  params {n_params:,}" if n_params else ""))
+        sam = "SAM n/a (1 band)" if m["sam_deg"] is None else f"SAM {m['sam_deg']:.2f} deg"
+        lines.append(sam + (f"  params {n_params:,}" if n_params else ""))
     return lines
 
 

@@ -36,6 +36,7 @@ SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
 CHIPS_ZARR = "chips.zarr"
 CHIP_TABLE = "chips.parquet"
+CHIPS_PROGRESS = "chips.progress.jsonl"  # chipping's append-only progress log
 EMBEDDINGS_ZARR = "embeddings.zarr"
 VECTORS_ZARR = "vectors.zarr"
 METHODS_DIR = "methods"
@@ -130,20 +131,22 @@ class Workspace:
         """Create a workspace, or reopen it when it already holds the same sensor/bands/chip size.
 
         Reopening lets an interrupted stage resume; a different set-up is refused so nothing
-        already stored is mixed with incompatible data.
+        already stored is mixed with incompatible data, unless the workspace never kept a chip.
         """
         root = Path(root)
         sens = get_sensor(sensor)
         canon = [b.name for b in sens.resolve_bands(bands)]
         if (root / MANIFEST).exists():
             ws = cls.open(root)
-            if ws.sensor.name != sensor or ws.bands != canon or ws.chip_size != int(chip_size):
+            if ws.sensor.name == sensor and ws.bands == canon and ws.chip_size == int(chip_size):
+                return ws
+            if not ws._holds_nothing():
                 raise WorkspaceError(
                     f"Workspace {root} already holds {ws.sensor.name} {ws.bands} chips of {ws.chip_size} px; "
                     f"it cannot also take {sensor} {canon} chips of {chip_size} px. "
                     "Choose a new --workspace folder."
                 )
-            return ws
+            ws._clear_chipping()  # an attempt that kept no chip (e.g. all nodata): start again with the new set-up
         if root.exists() and any(root.iterdir()):
             raise WorkspaceError(f"{root} exists and is not an empty folder or a workspace. Choose another folder.")
         manifest = {
@@ -160,6 +163,24 @@ class Workspace:
         ws = cls(root, manifest)
         ws.save()
         return ws
+
+    def _holds_nothing(self) -> bool:
+        """True when no chip was ever stored and no later stage ran (a failed first ingest/fetch)."""
+        try:
+            n = self.n_chips()
+        except StageMissingError:
+            n = 0
+        if n and self.done_mask(CHIPS_ZARR, "pixels", n).any():  # rows are pre-allocated; done ones hold chips
+            return False
+        return set(self.manifest.get("stages", {})) <= {"chips"}
+
+    def _clear_chipping(self) -> None:
+        """Remove what a chip-less attempt left (manifest, empty arrays, its progress log)."""
+        import shutil
+
+        shutil.rmtree(self.path(CHIPS_ZARR), ignore_errors=True)
+        for name in (CHIP_TABLE, CHIPS_PROGRESS, MANIFEST):
+            self.path(name).unlink(missing_ok=True)
 
     @classmethod
     def open(cls, root: str | Path) -> "Workspace":

@@ -50,6 +50,10 @@ def _report(rec: dict[str, Any], workspace: str, as_json: bool, note: str | None
     )
 
 
+_workspace_option = click.option("--workspace", "-w", required=True, type=click.Path(file_okay=False),
+                                 help="Workspace folder.")
+
+
 def _chip_options(f: Callable) -> Callable:
     f = click.option("--json", "as_json", is_flag=True, help="Print the stage record as JSON.")(f)
     f = click.option("--min-valid", type=float, default=0.5, show_default=True,
@@ -78,7 +82,7 @@ def register(group: click.Group) -> None:
     @click.option("--epsg", type=int, default=None, help="Target CRS (default: the area's UTM zone).")
     @click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds per network request.")
     @click.option("--retries", type=int, default=3, show_default=True, help="Retries per network request.")
-    @click.option("--workspace", required=True, type=click.Path(file_okay=False))
+    @_workspace_option
     @_chip_options
     def fetch(bbox, start, end, stac_url, collection, max_cloud, max_chip_cloud, sensor, bands, max_area_km,
               epsg, timeout, retries, workspace, chip_size, stride, min_valid, as_json) -> None:
@@ -101,10 +105,12 @@ def register(group: click.Group) -> None:
     @click.option("--file-bands", default=None,
                   help="Name of every file band in file order, '-' to skip one (overrides the registry order).")
     @click.option("--nodata", type=float, default=None, help="Nodata value (default: each file's).")
-    @click.option("--values", type=click.Choice(["auto", "dn", "reflectance"]), default="auto", show_default=True,
+    @click.option("--values", type=click.Choice(["auto", "dn", "reflectance", "db"]), default="auto",
+                  show_default=True,
                   help="What the stored values are: 'auto' converts float files holding 0-1 reflectance of a DN "
-                       "sensor to DN; 'dn' keeps values as stored; 'reflectance' always converts.")
-    @click.option("--workspace", required=True, type=click.Path(file_okay=False))
+                       "sensor to DN, and Sentinel-1 dB to linear power; 'dn' keeps values as stored; "
+                       "'reflectance' / 'db' always convert.")
+    @_workspace_option
     @_chip_options
     def ingest(files, sensor, date, bands, file_bands, nodata, values, workspace, chip_size, stride, min_valid,
                as_json):
@@ -139,7 +145,7 @@ def register(group: click.Group) -> None:
                        f"({out['added']} added now).")
 
     @group.command("demo")
-    @click.option("--workspace", required=True, type=click.Path(file_okay=False))
+    @_workspace_option
     @_chip_options
     def demo(workspace, chip_size, stride, min_valid, as_json) -> None:
         """Store chips of the offline demo scene (real Sentinel-2 L1C, date unknown) in WORKSPACE."""
@@ -150,7 +156,7 @@ def register(group: click.Group) -> None:
         _report(rec, workspace, as_json, DEMO_NOTE)
 
     @group.command("info")
-    @click.option("--workspace", required=True, type=click.Path(file_okay=False))
+    @_workspace_option
     @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
     def info(workspace, as_json) -> None:
         """Show what a workspace holds: chips, sensor, bands, CRS and stages."""

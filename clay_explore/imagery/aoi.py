@@ -16,6 +16,7 @@ UTM_ZONE_WIDTH_DEG = 6.0
 EARTH_RADIUS_KM = 6371.0088
 MAX_UTM_LAT = 84.0  # UTM is defined from 80 S to 84 N
 MIN_UTM_LAT = -80.0
+MAX_WRAPPED_WIDTH_DEG = 180.0  # WEST > EAST reads as an antimeridian crossing only when narrower than this
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,8 @@ def validate_bbox(
 ) -> AOI:
     """Check a (west, south, east, north) box in degrees and pick its UTM zone.
 
-    Raises AreaError when the box is malformed, crosses the antimeridian, is larger than
+    Raises AreaError when the box is malformed (WEST east of EAST: swapped), crosses the
+    antimeridian (WEST > 0 > EAST and narrow once wrapped), is larger than
     ``max_km`` on a side, or spans two UTM zones (unless ``epsg`` forces one target CRS).
     """
     try:
@@ -83,10 +85,16 @@ def validate_bbox(
             f"Invalid bbox {bbox!r}: latitudes must lie in [-90, 90]. The order is WEST SOUTH EAST NORTH "
             "(longitude first)."
         )
-    if west > east:
+    if west > east and west > 0.0 > east and east + 360.0 - west < MAX_WRAPPED_WIDTH_DEG:
         raise AreaError(
             f"The bbox {bbox!r} crosses the antimeridian (west {west} > east {east}). Split it into two "
             "areas, one on each side of 180 degrees, and fetch them into separate workspaces."
+        )
+    if west > east:
+        also = f" (and SOUTH {south} is north of NORTH {north})" if south > north else ""
+        raise AreaError(
+            f"Invalid bbox {bbox!r}: WEST {west} lies east of EAST {east}{also}. Swap them: the order is "
+            f"WEST SOUTH EAST NORTH, e.g. --bbox {east:g} {min(south, north):g} {west:g} {max(south, north):g}."
         )
     if west == east or south >= north:
         raise AreaError(

@@ -34,11 +34,11 @@ from typing import Any, Callable, Iterator, Protocol, Sequence
 import numpy as np
 
 from clay_explore.errors import CancelledError, ImageryError, NoScenesError, WorkspaceError
-from clay_explore.workspace import CHIP_TABLE, CHIPS_ZARR, Workspace, atomic_write_bytes
+from clay_explore.workspace import CHIP_TABLE, CHIPS_PROGRESS, CHIPS_ZARR, Workspace, atomic_write_bytes
 
 PIXELS = "pixels"
 PENDING = "pending"            # chips.zarr/pending: an appended source's chips until it is finished
-PROGRESS = "chips.progress.jsonl"
+PROGRESS = CHIPS_PROGRESS
 STAGE = "chips"
 DEFAULT_MIN_VALID = 0.5        # drop chips with less than half of their pixels valid
 DEFAULT_MAX_CHIP_CLOUD = 0.5   # drop chips with more than half of their valid pixels cloudy
@@ -238,13 +238,34 @@ def chip_source(
         ws.set_stage(STAGE, status="partial", windows=len(windows), **stage_info)
 
     todo = [i for i in range(len(windows)) if i not in records]
+    finite = _finite_so_far(state if resuming else {}, len(src.bands))   # bool [C], updated while chipping
     if progress:
         progress(len(windows) - len(todo), len(windows))
     with _bounded_gdal_cache():
-        next_row = _chip_windows(ws, src, settings, windows, todo, records, next_row, arr, target, progress, cancel)
+        next_row = _chip_windows(ws, src, settings, windows, todo, records, next_row, arr, target, progress, cancel,
+                                 finite)
+    empty = [b for b, seen in zip(src.bands, finite) if not seen]
     if done:
-        return _finish_append(ws, src, settings, windows, records, next_row, arr, stage_info, rec, done, source)
-    return _finish(ws, src, settings, windows, records, next_row, arr, stage_info, source)
+        return _finish_append(ws, src, settings, windows, records, next_row, arr, stage_info, rec, done, source,
+                              empty)
+    return _finish(ws, src, settings, windows, records, next_row, arr, stage_info, source, empty)
+
+
+def _finite_so_far(state: dict[str, Any], n_bands: int) -> np.ndarray:
+    """Which bands had a finite value in a window already read (bool [C]), from the progress log.
+
+    A log that does not say (written before this was tracked) counts every band as seen, so no
+    band is wrongly blamed for the lack of valid data.
+    """
+    seen = np.zeros(n_bands, dtype=bool)
+    if not state.get("windows"):
+        return seen
+    indices = state.get("finite_bands")
+    if indices is None:
+        seen[:] = True
+    else:
+        seen[[int(i) for i in indices]] = True
+    return seen
 
 
 def _check_can_add(ws, src, rec, done, state, resuming, append) -> None:
@@ -323,7 +344,8 @@ def read_progress(ws: Workspace) -> dict[str, Any]:
     """The progress log folded into {"fingerprint", "base_row", "next_row", "windows"}; {} when none.
 
     ``base_row`` is the number of chips of earlier sources (an appended source's rows start there);
-    ``next_row`` and each window's ``out_row`` count rows of the array being written.
+    ``next_row`` and each window's ``out_row`` count rows of the array being written;
+    ``finite_bands`` (when windows were read) lists the indices of bands with a finite value so far.
 
     A line that does not parse (a write torn by a crash) ends the log: its batch is redone.
     """
@@ -344,6 +366,8 @@ def read_progress(ws: Workspace) -> dict[str, Any]:
             if "fingerprint" in rec:
                 state["fingerprint"] = rec["fingerprint"]
                 state["base_row"] = int(rec.get("base_row", 0))
+            if rec.get("windows"):   # cumulative per line; None when a line predates the tracking
+                state["finite_bands"] = rec.get("finite_bands")
             state["windows"].update(rec.get("windows", {}))
             state["next_row"] = rec.get("next_row", state.get("next_row", 0))
     if good < path.stat().st_size:  # drop the torn tail so later appends start on a clean line
@@ -366,11 +390,13 @@ def _append_progress(ws: Workspace, rec: dict[str, Any]) -> None:
         os.fsync(f.fileno())
 
 
-def _chip_windows(ws, src, settings, windows, todo, records, next_row, arr, target, progress, cancel) -> int:
+def _chip_windows(ws, src, settings, windows, todo, records, next_row, arr, target, progress, cancel,
+                  finite: np.ndarray) -> int:
     """Read, judge and write the windows ``todo`` in batches; returns the next free output row.
 
     ``cancel`` is polled before every window; on cancel the windows already read are committed
-    first, so nothing finished is lost.
+    first, so nothing finished is lost. ``finite`` (bool [C]) is set, in place, for every band
+    with a finite value in a window read: a band never set explains why every chip was dropped.
     """
     chip = settings.chip_size
     size = settings.batch or batch_for(chip, len(src.bands))
@@ -382,7 +408,8 @@ def _chip_windows(ws, src, settings, windows, todo, records, next_row, arr, targ
         if kept_rows:
             ws.mark_done(CHIPS_ZARR, target, kept_rows)
         if decided:
-            _append_progress(ws, {"next_row": next_row, "windows": dict(decided)})
+            _append_progress(ws, {"next_row": next_row, "windows": dict(decided),
+                                  "finite_bands": np.flatnonzero(finite).tolist()})
         kept_rows.clear()
         decided.clear()
 
@@ -394,6 +421,9 @@ def _chip_windows(ws, src, settings, windows, todo, records, next_row, arr, targ
         try:
             wd = read_chip(src, r, c, chip)
             vf, cf = chip_fractions(wd.data, wd.cloud)
+            if not finite.all():   # only the bands not yet seen are checked, so this soon costs nothing
+                unseen = np.flatnonzero(~finite)
+                finite[unseen] = np.isfinite(wd.data[unseen]).any(axis=(1, 2))
             dropped = "nodata" if vf < settings.min_valid or vf == 0 else (
                 "cloud" if cf is not None and cf > settings.max_chip_cloud else None)
             out_row = None
@@ -446,8 +476,13 @@ def _counts(src, settings, windows, records, n_kept: int) -> dict[str, Any]:
     }
 
 
-def _all_dropped(src, settings, counts: dict[str, Any]) -> NoScenesError:
-    """The error for a source whose every chip was dropped, saying which threshold to relax."""
+def _all_dropped(src, settings, counts: dict[str, Any], records: dict[int, dict[str, Any]],
+                 empty: Sequence[str] = ()) -> NoScenesError:
+    """The error for a source whose every chip was dropped, saying what to change.
+
+    ``empty`` are the bands with no finite value in any window read: a pixel is valid only when
+    every band is, so one such band drops every chip, and leaving it out is the fix.
+    """
     if counts["dropped_cloud"]:
         return NoScenesError(
             f"Every chip was dropped: {counts['dropped_cloud']} of {counts['windows']} have more than "
@@ -455,9 +490,25 @@ def _all_dropped(src, settings, counts: dict[str, Any]) -> NoScenesError:
             "Choose another date range (or a lower --max-cloud for the scene search), or allow cloudier "
             "chips with --max-chip-cloud."
         )
+    others = [b for b in src.bands if b not in set(empty)]
+    if empty and others:
+        which = f"band {empty[0]} has" if len(empty) == 1 else f"bands {', '.join(empty)} have"
+        return NoScenesError(
+            f"Every chip was dropped: {which} no valid pixel (all nodata/NaN) in any of the {counts['windows']} "
+            f"windows, and a pixel counts as valid only when every band is. Leave {'it' if len(empty) == 1 else 'them'} "
+            f"out with --bands {','.join(others)} (the other bands)."
+        )
+    best = max((float(r["valid_fraction"]) for r in records.values()), default=0.0)
+    if best == 0.0:
+        return NoScenesError(
+            f"Every chip was dropped: none of the {counts['windows']} windows has a single valid pixel (one that "
+            "is not nodata/NaN in every band). Check that the area overlaps the imagery and that its nodata "
+            "value is right."
+        )
     return NoScenesError(
         f"Every chip was dropped: none of the {counts['windows']} windows has {settings.min_valid:.0%} valid "
-        f"pixels. {_small_scene_hint(src, settings) or 'Check that the area overlaps the imagery, or lower --min-valid.'}"
+        f"pixels (the best has {best:.0%}). "
+        f"{_small_scene_hint(src, settings) or 'Check that the area overlaps the imagery, or lower --min-valid.'}"
     )
 
 
@@ -469,12 +520,12 @@ def _totals(sources: list[dict[str, Any]]) -> dict[str, Any]:
     return top
 
 
-def _finish(ws, src, settings, windows, records, n_kept, arr, stage_info, source) -> dict[str, Any]:
+def _finish(ws, src, settings, windows, records, n_kept, arr, stage_info, source, empty=()) -> dict[str, Any]:
     """Finish the first source: trim the pixel array, write the table, record the stage."""
     counts = _counts(src, settings, windows, records, n_kept)
     if n_kept == 0:
         ws.set_stage(STAGE, status="partial", **counts, **stage_info)
-        raise _all_dropped(src, settings, counts)
+        raise _all_dropped(src, settings, counts, records, empty)
     if arr.shape[0] != n_kept:
         arr.resize((n_kept, *arr.shape[1:]))
     ws.write_table(CHIP_TABLE, chip_table(src, records, settings.chip_size))
@@ -487,7 +538,7 @@ def _finish(ws, src, settings, windows, records, n_kept, arr, stage_info, source
 
 
 def _finish_append(ws, src, settings, windows, records, n_kept, pending, stage_info, rec, done,
-                   source) -> dict[str, Any]:
+                   source, empty=()) -> dict[str, Any]:
     """Move a finished appended source from chips.zarr/pending to the end of the pixels and table.
 
     Only while the pixel array and table change is the chips stage 'partial' (and the later stages,
@@ -501,7 +552,7 @@ def _finish_append(ws, src, settings, windows, records, n_kept, pending, stage_i
         ws.set_stage(STAGE, status="complete", **_keep(rec))
         ws.delete_array(CHIPS_ZARR, PENDING)
         ws.path(PROGRESS).unlink(missing_ok=True)
-        raise NoScenesError(f"{_all_dropped(src, settings, counts)} Nothing of {_source_name(src.identity())} "
+        raise NoScenesError(f"{_all_dropped(src, settings, counts, records, empty)} Nothing of {_source_name(src.identity())} "
                             f"was added; workspace {ws.root} still holds its {base} chips.")
     index = len(done)
     revision = int(rec.get("revision", 1)) + 1

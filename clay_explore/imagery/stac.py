@@ -15,10 +15,12 @@ are matched to registry bands through the registry's names/aliases and the asset
 from __future__ import annotations
 
 import math
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -316,6 +318,28 @@ def _nodata(item, key: str, index: int) -> float | None:
 
 
 # ----------------------------------------------------------------------------- loading
+@contextmanager
+def _no_georef_warning() -> Iterator[None]:
+    """Hide rasterio's NotGeoreferencedWarning, and nothing else, while odc-stac reads.
+
+    odc-stac's reprojection opens in-memory arrays without a transform and so triggers it for some
+    band subsets (NAIP, Landsat); the values are right, the warning only confuses users.
+    """
+    from rasterio.errors import NotGeoreferencedWarning
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
+        yield
+
+
+def _quiet_load(item: Any, kw: dict[str, Any]) -> Any:
+    """``odc.stac.load([item], **kw)`` without NotGeoreferencedWarning."""
+    import odc.stac
+
+    with _no_georef_warning():
+        return odc.stac.load([item], **kw)
+
+
 @dataclass
 class _Scene:
     item: Any
@@ -333,8 +357,6 @@ class StacMosaicSource:
     def __init__(self, items: Sequence, sensor: Sensor, aoi: AOI, *, bands: Sequence[str] | None = None,
                  chip_size: int = 256, resolution: float | None = None, policy: NetPolicy | None = None,
                  patch_url: Callable[[str], str] | None = None):
-        import odc.stac
-
         self.sensor = sensor
         self.policy = policy or NetPolicy()
         self.bands = tuple(b.name for b in sensor.resolve_bands(bands))
@@ -358,7 +380,7 @@ class StacMosaicSource:
                 kw.update(crs=f"EPSG:{aoi.epsg}", resolution=self.resolution, bbox=aoi.bbox)
             else:
                 kw.update(geobox=geobox)
-            ds = with_retries(lambda: odc.stac.load([item], **kw), self.policy,
+            ds = with_retries(lambda: _quiet_load(item, kw), self.policy,
                               f"Opening the assets of {item.id}", "Check the connection, or try again later.")
             if geobox is None:
                 geobox = ds.odc.geobox
@@ -384,7 +406,7 @@ class StacMosaicSource:
         def compute():
             import dask
 
-            with dask.config.set(scheduler="threads", num_workers=READ_THREADS):
+            with dask.config.set(scheduler="threads", num_workers=READ_THREADS), _no_georef_warning():
                 return sub.compute()
 
         return with_retries(compute, self.policy, f"Reading pixels of {scene.item.id}",

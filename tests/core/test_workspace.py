@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from clay_explore.errors import StageMissingError, WorkspaceError
-from clay_explore.workspace import SCHEMA_VERSION, Workspace, atomic_write_json
+from clay_explore.workspace import CHIPS_ZARR, SCHEMA_VERSION, Workspace, atomic_write_json
 
 
 def _ws(tmp_path, **kw):
@@ -22,8 +22,17 @@ def test_create_open_and_reopen_compatible(tmp_path):
     assert ws.bands == ["blue", "green", "red"]
     again = _ws(tmp_path)
     assert again.manifest["created"] == ws.manifest["created"]
+    # no chip stored yet (e.g. a first ingest that dropped everything): a new set-up starts afresh
+    assert _ws(tmp_path, chip_size=128).chip_size == 128
+    ws = _ws(tmp_path)
+    ws.create_array(CHIPS_ZARR, "pixels", shape=(1, 3, 64, 64), dtype="float32")
+    assert _ws(tmp_path, chip_size=128).chip_size == 128  # rows allocated but none written: still empty
+    ws = _ws(tmp_path)
+    ws.create_array(CHIPS_ZARR, "pixels", shape=(1, 3, 64, 64), dtype="float32")
+    ws.mark_done(CHIPS_ZARR, "pixels", [0])
     with pytest.raises(WorkspaceError, match="cannot also take"):
         _ws(tmp_path, chip_size=128)
+    assert Workspace.open(tmp_path / "ws").n_chips() == 1  # nothing stored was touched
 
 
 def test_not_a_workspace_and_newer_schema(tmp_path):
