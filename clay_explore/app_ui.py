@@ -532,7 +532,7 @@ def _patch_ndvi(root: str, stamp: str, patch: int):
     n = ws.n_chips()
     out = []
     for r in range(n):
-        nd = views.ndvi(ws.read_chips([r])[0], ws.bands)  # [H, W]
+        nd = views.ndvi(ws.read_chips([r])[0], ws.bands, ws.sensor.scale, ws.sensor.offset)  # [H, W]
         out.append(views.patch_means(nd, patch))
     return np.stack(out) if out else np.zeros((0, 0, 0), np.float32)  # [N, h, w]
 
@@ -541,9 +541,11 @@ def projection_colours(ws: Workspace, table, color: str):
     """The projection table with a 'value' (NDVI) or 'label' column for the chosen colouring."""
     import numpy as np
 
+    from clay_explore import views
+
     table = table.copy()
     if color == "NDVI":
-        if not {"nir", "red"} <= set(ws.bands):
+        if views.ndvi_bands(ws.bands) is None:
             st.caption("NDVI needs red and NIR bands; colouring by embedding instead.")
             return table
         nd = _patch_ndvi(str(ws.root), workspace_stamp(ws), ws.chip_size // grid_side(ws))

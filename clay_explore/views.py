@@ -210,12 +210,26 @@ def thumbnails(
 
 
 # ---------------------------------------------------------------------------------------------- indices
-def ndvi(pixels: np.ndarray, bands: Sequence[str]) -> np.ndarray:
-    """NDVI (nir - red) / (nir + red) of [..., C, H, W] -> [..., H, W]; needs 'nir' and 'red'."""
-    if not {"nir", "red"} <= set(bands):
-        raise ValueError("NDVI needs the 'nir' and 'red' bands")
-    nir = pixels[..., list(bands).index("nir"), :, :].astype(np.float32)
-    red = pixels[..., list(bands).index("red"), :, :].astype(np.float32)
+#: Near-infrared band names, preferred first (Sentinel-2's broad B08, else the narrow nir08 of Landsat/B8A).
+NIR_BANDS = ("nir", "nir08")
+
+
+def ndvi_bands(bands: Sequence[str]) -> tuple[str, str] | None:
+    """The (red, nir) band names NDVI uses for this band list, or None when it cannot be computed."""
+    nir = next((b for b in NIR_BANDS if b in bands), None)
+    return ("red", nir) if nir and "red" in bands else None
+
+
+def ndvi(pixels: np.ndarray, bands: Sequence[str], scale: float = 1.0, offset: float = 0.0) -> np.ndarray:
+    """NDVI (nir - red) / (nir + red) of [..., C, H, W] -> [..., H, W] on reflectance = DN * scale + offset.
+
+    The offset matters (Landsat C2 L2: -0.2): NDVI of raw DN would be biased.
+    """
+    pair = ndvi_bands(bands)
+    if pair is None:
+        raise ValueError("NDVI needs a red and a near-infrared band")
+    red = pixels[..., list(bands).index(pair[0]), :, :].astype(np.float32) * scale + offset
+    nir = pixels[..., list(bands).index(pair[1]), :, :].astype(np.float32) * scale + offset
     with np.errstate(divide="ignore", invalid="ignore"):
         out = (nir - red) / (nir + red)
     return np.where(np.isfinite(out), out, np.nan).astype(np.float32)

@@ -24,7 +24,8 @@ c1, c2, c3 = st.columns([3, 2, 2])
 default = [s for s in ("patches", "mean", "cls") if s in sources_all]
 sources = c1.multiselect("Embeddings", sources_all, default=default, format_func=labels.get, key="proj_sources")
 mode = c2.radio("Layout", ["Overlaid (one UMAP)", "Side by side"], key="proj_mode", horizontal=True)
-color_options = ["chip", "NDVI", "embedding"] + (["label"] if ui.chip_labels(ws) is not None else [])
+color_options = (["chip"] + (["NDVI"] if views.ndvi_bands(ws.bands) else []) + ["embedding"]
+                 + (["label"] if ui.chip_labels(ws) is not None else []))
 color = c3.selectbox("Colour by", color_options, key="proj_color")
 with st.expander("UMAP parameters (recorded with each result)"):
     p1, p2, p3, p4, p5, p6 = st.columns(6)

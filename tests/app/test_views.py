@@ -67,6 +67,13 @@ def test_ndvi_and_patch_means():
     assert np.isnan(views.patch_means(nd, 8)[0, 0])
     with pytest.raises(ValueError):
         views.ndvi(pix[:2], ["blue", "green"])
+    # Landsat C2 L2: nir08 is the NIR band, and DN carry a -0.2 offset that NDVI must not ignore
+    ls = get_sensor("landsat-c2l2-sr")
+    red_dn, nir_dn = (0.1 + 0.2) / ls.scale, (0.5 + 0.2) / ls.scale
+    dn = np.stack([np.full((4, 4), v, np.float32) for v in (red_dn, 8000, 8000, nir_dn, 9000, 9000)])
+    assert views.ndvi_bands(ls.band_names) == ("red", "nir08")
+    assert np.allclose(views.ndvi(dn, ls.band_names, ls.scale, ls.offset), (0.5 - 0.1) / (0.5 + 0.1), atol=1e-4)
+    assert views.ndvi_bands(["vv", "vh"]) is None and views.ndvi_bands(S2.band_names) == ("red", "nir")
 
 
 def test_residual_figure_has_colourbar_per_band_titles():
