@@ -32,6 +32,7 @@ TIME_TAGS = ("SCENE_CENTER_TIME",)
 VALUE_MODES = ("auto", "dn", "reflectance", "db")
 #: Share of negative values that marks backscatter as dB (linear power is never negative).
 DB_NEGATIVE_SHARE = 0.05
+DB_PLAUSIBLE = (-80.0, 40.0)  # backscatter in dB lies well inside this range
 #: Reflectance rarely exceeds this (bright cloud, snow); a DN sensor's stored values do, by far.
 REFLECTANCE_MAX = 1.5
 #: Sensors whose DN -> physical scale is below this store DN (integers in 0..255 or 0..10000s).
@@ -209,8 +210,13 @@ class GeoTiffSource:
         return valid.size > 0 and valid.max() > 0 and float(np.percentile(valid, 99)) <= REFLECTANCE_MAX
 
     def _looks_like_db(self) -> bool:
-        """True when backscatter is stored in decibels (linear power is never negative)."""
+        """True when backscatter is stored in decibels (linear power is never negative).
+
+        Only values in a plausible dB range count, so an undeclared fill such as -9999 in a linear
+        file is not mistaken for decibels.
+        """
         valid = self._sample()
+        valid = valid[(valid > DB_PLAUSIBLE[0]) & (valid < DB_PLAUSIBLE[1])]
         return valid.size > 0 and float(np.mean(valid < 0)) > DB_NEGATIVE_SHARE
 
     def _sample(self) -> np.ndarray:

@@ -253,9 +253,11 @@ def test_sentinel1_file_in_decibels_is_converted_to_linear_power(tmp_path):
     rec = ingest_geotiff(f, tmp_path / "ws", sensor="sentinel-1-rtc", chip_size=64)
     assert "decibels" in rec["values"] and "--values dn" in rec["values"]
     np.testing.assert_allclose(Workspace.open(tmp_path / "ws").read_chips([0])[0], power, rtol=1e-4)
-    lin = write_raster(tmp_path / "s1lin.tif", power, nodata=None)     # linear stays linear
+    filled = power.copy()
+    filled[:, :, :20] = -9999.0                                        # linear, with an undeclared fill value
+    lin = write_raster(tmp_path / "s1lin.tif", filled, nodata=None)    # linear stays linear
     ingest_geotiff(lin, tmp_path / "lin", sensor="sentinel-1-rtc", chip_size=64)
-    np.testing.assert_array_equal(Workspace.open(tmp_path / "lin").read_chips([0])[0], power)
+    np.testing.assert_array_equal(Workspace.open(tmp_path / "lin").read_chips([0])[0], filled)
     ingest_geotiff(f, tmp_path / "forced", sensor="sentinel-1-rtc", chip_size=64, values="dn")
     np.testing.assert_array_equal(Workspace.open(tmp_path / "forced").read_chips([0])[0], db)
     with pytest.raises(ImageryError, match="--values db is for backscatter"):
