@@ -85,10 +85,21 @@ def _idle(page) -> None:
     )
 
 
+def _maps_drawn(page, timeout: int = 30_000) -> None:
+    """Best effort, for screenshots: wait until each map iframe has drawn its chip layer."""
+    for frame_el in page.locator('iframe[title*="st_folium"]').all():
+        try:
+            frame = frame_el.element_handle(timeout=5_000).content_frame()
+            frame.wait_for_selector(".leaflet-container .leaflet-interactive", timeout=timeout)
+        except Exception:  # noqa: BLE001 - a map without chips (or re-rendering) is still worth a picture
+            pass
+
+
 def _shot(page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.wait_for_timeout(800)
     page.wait_for_function("() => Array.from(document.images).every(i => i.complete)")
+    _maps_drawn(page)
     from PIL import Image
 
     path = SHOTS / f"{name}.png"
