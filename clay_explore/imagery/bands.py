@@ -18,8 +18,8 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
-from clay_explore.errors import ImageryError, SensorError
-from clay_explore.sensors import Sensor
+from clay_explore.errors import ImageryError
+from clay_explore.sensors import Sensor, get_sensor, sensor_names
 
 SKIP = ("-", "_", "skip", "none")
 
@@ -58,11 +58,10 @@ class BandMap:
     how: str                    # how the mapping was found (shown to the user)
 
 
-def _lookup(sensor: Sensor, token: str) -> str | None:
-    try:
-        return sensor.band(token).name
-    except SensorError:
-        return None
+def band_name(sensor: Sensor, label: str | None) -> str | None:
+    """The registry name of the band a label (name or alias) names, None when it names none."""
+    band = sensor.find(label)
+    return band.name if band else None
 
 
 def _zero_pad(token: str) -> str:
@@ -77,7 +76,7 @@ def _from_labels(sensor: Sensor, labels: Sequence[str | None]) -> list[str | Non
     for label in labels:
         found = None
         for token in re.split(r"[\s,;:/|]+", label or ""):
-            if token and (found := _lookup(sensor, token) or _lookup(sensor, _zero_pad(token))):
+            if token and (found := band_name(sensor, token) or band_name(sensor, _zero_pad(token))):
                 break
         out.append(found)
     if not any(out):
@@ -130,8 +129,6 @@ def resolve_band_map(
     """
     if isinstance(file_bands, str):  # "red,green,blue", as typed on the command line
         file_bands = file_bands.split(",")
-    if isinstance(select, str):
-        select = select.split(",")
     if file_bands is not None:
         file_bands = [b.strip() for b in file_bands]
         if len(file_bands) != count:
@@ -141,24 +138,25 @@ def resolve_band_map(
             )
         per_file = [None if b.lower() in SKIP else sensor.band(b).name for b in file_bands]
         return _finish(sensor, per_file, "bands given", select)
-    mapped = _from_labels(sensor, descriptions) if descriptions and len(descriptions) == count else None
+    labels: Sequence[str | None] = descriptions if descriptions and len(descriptions) == count else ()
+    mapped = _from_labels(sensor, labels) if labels else None
     if mapped is None and band_order_tag:
         tags = [t for t in re.split(r"[\s,;]+", band_order_tag) if t]
         if len(tags) == count:
-            mapped = _from_labels(sensor, tags)
+            labels, mapped = tags, _from_labels(sensor, tags)
     layouts = NATIVE_LAYOUTS.get(sensor.name, {})
     if mapped is not None:
         if layouts and count > max(layouts):  # e.g. a 13-band Sentinel-2 stack ingested as Landsat
             raise ImageryError(
                 f"The file has {count} bands, more than any {sensor.name} product ({max(layouts)} at most), so its "
-                f"labels ({_preview(descriptions or ())}) cannot be trusted as {sensor.name} bands"
-                f"{_looks_like(sensor, descriptions or ())}. Check --sensor, or name each file band with --file-bands."
+                f"labels ({_preview(labels)}) cannot be trusted as {sensor.name} bands"
+                f"{_looks_like(sensor, labels)}. Check --sensor, or name each file band with --file-bands."
             )
-        other = _names_all(sensor, descriptions or ()) if None in mapped else None
+        other = _names_all(sensor, labels) if None in mapped else None
         if other:  # e.g. B02..B12 read as Landsat's B2..B7 would silently shift every band
             raise ImageryError(
                 f"Only {sum(m is not None for m in mapped)} of the file's {count} band labels "
-                f"({_preview(descriptions or ())}) name {sensor.name} bands, but every one names a {other} band. "
+                f"({_preview(labels)}) name {sensor.name} bands, but every one names a {other} band. "
                 f"Use --sensor {other}, or name each file band with --file-bands if it really is {sensor.name}."
             )
         return _finish(sensor, mapped, "from the file's band descriptions", select)
@@ -184,26 +182,22 @@ def _preview(labels: Sequence[str | None], n: int = 4) -> str:
     return ", ".join(shown) + (", ..." if len(labels) > n else "")
 
 
-def _names_all(sensor: Sensor, labels: Sequence[str | None]) -> str | None:
-    """Another registry sensor that names every one of ``labels``, or None."""
-    from clay_explore.sensors import get_sensor, sensor_names
+def _other_matches(sensor: Sensor, labels: Sequence[str | None]) -> dict[str, list[str | None]]:
+    """For every other registry sensor, the band each label names (None where it names none)."""
+    return {name: _from_labels(get_sensor(name), labels) or [None] * len(labels)
+            for name in sensor_names() if name != sensor.name}
 
-    for name in sensor_names():
-        mapped = _from_labels(get_sensor(name), labels) if name != sensor.name else None
-        if mapped and None not in mapped:
-            return name
-    return None
+
+def _names_all(sensor: Sensor, labels: Sequence[str | None]) -> str | None:
+    """Another registry sensor that names every one of ``labels`` (at least one), or None."""
+    return next((name for name, m in _other_matches(sensor, labels).items() if m and None not in m), None)
 
 
 def _looks_like(sensor: Sensor, labels: Sequence[str | None]) -> str:
     """', which look like <other sensor> bands' when another registry sensor names more of them."""
-    from clay_explore.sensors import get_sensor, sensor_names
-
-    def hits(s: Sensor) -> int:
-        return sum(x is not None for x in (_from_labels(s, labels) or []))
-
-    own = hits(sensor)
-    best = max((n for n in sensor_names() if n != sensor.name), key=lambda n: hits(get_sensor(n)), default=None)
-    if best is None or hits(get_sensor(best)) <= own:
+    hits = {name: sum(x is not None for x in m) for name, m in _other_matches(sensor, labels).items()}
+    own = sum(x is not None for x in (_from_labels(sensor, labels) or []))
+    best = max(hits, key=hits.get, default=None)
+    if best is None or hits[best] <= own:
         return ""
     return f", which look like {best} bands (--sensor {best})"

@@ -416,6 +416,8 @@ def test_labels_of_another_sensor_are_refused_not_shifted():
         resolve_band_map(get_sensor("landsat-c2l1"), 10, descriptions=[b for b in s2 if b not in ("B01", "B09")])
     with pytest.raises(ImageryError, match="name no landsat-c2l2-sr band, which look like sentinel-2-l2a"):
         resolve_band_map(get_sensor("landsat-c2l2-sr"), 12, descriptions=s2)
+    with pytest.raises(ImageryError, match="Only 6 of the file's 10 band labels.*--sensor sentinel-2-l2a"):
+        resolve_band_map(get_sensor("landsat-c2l1"), 10, band_order_tag="B02 B03 B04 B05 B06 B07 B08 B8A B11 B12")
     # a real Landsat L1 stack keeps working although Sentinel-2 also names some of B1..B11
     l1 = resolve_band_map(get_sensor("landsat-c2l1"), 11, descriptions=[f"B{i}" for i in range(1, 12)])
     assert l1.names == ("red", "green", "blue", "nir08", "swir16", "swir22") and l1.indexes == (4, 3, 2, 5, 6, 7)
