@@ -7,7 +7,7 @@ about it. ``encode_time`` / ``encode_latlon`` follow CLAY_FACTS.md section 4 exa
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from functools import lru_cache
 from typing import Iterable, Sequence
@@ -48,7 +48,6 @@ class Sensor:
     units: str = ""
     transform: str | None = None
     verified: bool = True
-    extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def band_names(self) -> list[str]:
@@ -56,13 +55,18 @@ class Sensor:
 
     def band(self, name: str) -> Band:
         """The band called ``name`` (or one of its aliases)."""
-        key = name.lower()
-        for b in self.bands:
-            if b.name.lower() == key or key in (a.lower() for a in b.aliases):
-                return b
+        found = self.find(name)
+        if found is not None:
+            return found
         raise SensorError(
             f"Sensor '{self.name}' has no band '{name}'. Its bands are: {', '.join(self.band_names)}."
         )
+
+    def find(self, name: str | None) -> Band | None:
+        """The band called ``name`` (or one of its aliases), None when there is none: for guessing from labels."""
+        key = (name or "").lower()
+        return next((b for b in self.bands if key and (b.name.lower() == key or key in (a.lower() for a in b.aliases))),
+                    None)
 
     def resolve_bands(self, names: Iterable[str] | None = None) -> list[Band]:
         """Bands for ``names`` (canonical names or aliases) in the given order; all when None."""

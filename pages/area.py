@@ -13,11 +13,12 @@ from clay_explore import app_state as S
 from clay_explore import app_ui as ui
 from clay_explore import maps, views
 from clay_explore.errors import ClayExploreError, ImageryError
+from clay_explore.imagery.stac import EARTH_SEARCH_URL, PLANETARY_COMPUTER_URL
 from clay_explore.sensors import sensor_names
 
 ENDPOINTS = {
-    "Earth Search (AWS)": "https://earth-search.aws.element84.com/v1",
-    "Planetary Computer": "https://planetarycomputer.microsoft.com/api/stac/v1",
+    "Earth Search (AWS)": EARTH_SEARCH_URL,
+    "Planetary Computer": PLANETARY_COMPUTER_URL,
     "Custom URL": "",
 }
 UPLOAD_LIMIT_MB = 200

@@ -17,6 +17,8 @@ import re
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
 from clay_explore.sensors import Sensor
 
 S2_SENSOR = "sentinel-2-l2a"
@@ -90,3 +92,13 @@ def dn_rescale(
         if baseline is not None:
             return [(1.0, 0.0)] * len(declared), f"processing baseline {baseline:05.2f}: no offset"
     return [(1.0, 0.0)] * len(declared), "values used as stored"
+
+
+def zero_fill_is_nodata(sensor: Sensor, nodata_declared: bool) -> bool:
+    """True for backscatter without a declared nodata: its swath fill is 0 in every band (-100 dB otherwise)."""
+    return sensor.transform == "db" and not nodata_declared
+
+
+def mask_zero_fill(data: np.ndarray) -> None:
+    """Set pixels that are 0 in every band of [C, H, W] ``data`` to NaN, in place."""
+    data[:, (data == 0).all(axis=0)] = np.nan

@@ -20,7 +20,7 @@ import numpy as np
 from clay_explore.errors import ImageryError, NoScenesError
 from clay_explore.imagery.bands import BandMap, resolve_band_map
 from clay_explore.imagery.chipping import ChipSettings, WindowData, band_scale, chip_source
-from clay_explore.imagery.dn import dn_rescale
+from clay_explore.imagery.dn import dn_rescale, mask_zero_fill, zero_fill_is_nodata
 from clay_explore.sensors import Sensor, get_sensor
 
 #: Tags that may hold the acquisition date/time, most specific first.
@@ -169,43 +169,36 @@ class GeoTiffSource:
         self.bands = self.band_map.names
         self.scale, self.offset = band_scale(sensor, self.bands)
         self.nodata = nodata if nodata is not None else da.rio.nodata
-        # Sentinel-1 RTC files often declare no nodata and fill outside the swath with 0 (-> -100 dB)
-        self._zero_fill = self.nodata is None and sensor.transform == "db"
+        self._zero_fill = zero_fill_is_nodata(sensor, self.nodata is not None)
         idx = [i - 1 for i in self.band_map.indexes]
         rescale, self.rescale_note = dn_rescale(
             sensor, [meta["scales"][i] for i in idx], [meta["offsets"][i] for i in idx], tags, self.path)
         self._rescale = None if all(ab == (1.0, 0.0) for ab in rescale) else np.asarray(rescale, np.float32)
         self._index = idx  # 0-based positions of the kept bands in the file's band axis
         declared = any((meta["scales"][i], meta["offsets"][i]) not in ((1.0, 0.0), (None, None)) for i in idx)
-        self._from_db = False
-        if sensor.transform == "db":
-            if values == "reflectance":
-                raise ImageryError(f"Sensor {sensor.name} stores {sensor.units}, not DN with a reflectance scale; "
-                                   "drop --values reflectance.")
-            self._from_db = values == "db" or (values == "auto" and self._looks_like_db())
-            if self._from_db:
-                how = "--values db" if values == "db" else "values look like decibels (many are negative)"
-                self.rescale_note = f"{how}: converted to linear power; pass --values dn to keep them as stored"
-        elif values == "db":
+        dn_sensor = sensor.scale < DN_SCALE_MAX
+        if values == "reflectance" and not dn_sensor:
+            raise ImageryError(f"Sensor {sensor.name} stores {sensor.units}, not DN with a reflectance scale; "
+                               "drop --values reflectance.")
+        if values == "db" and sensor.transform != "db":
             raise ImageryError(f"--values db is for backscatter sensors; {sensor.name} stores {sensor.units}.")
-        elif values == "reflectance" or (values == "auto" and not declared
-                                         and np.issubdtype(da.dtype, np.floating) and self._looks_like_reflectance()):
-            if not sensor.scale < DN_SCALE_MAX:
-                raise ImageryError(f"Sensor {sensor.name} stores {sensor.units}, not DN with a reflectance scale; "
-                                   "drop --values reflectance.")
+        self._from_db = sensor.transform == "db" and (values == "db" or (values == "auto" and self._looks_like_db()))
+        if self._from_db:
+            how = "--values db" if values == "db" else "values look like decibels (many are negative)"
+            self.rescale_note = f"{how}: converted to linear power; pass --values dn to keep them as stored"
+        elif dn_sensor and (values == "reflectance" or (values == "auto" and not declared and np.issubdtype(
+                da.dtype, np.floating) and self._looks_like_reflectance())):
             how = "--values reflectance" if values == "reflectance" else "values look like 0-1 reflectance"
             self._rescale = np.asarray([(1.0 / sensor.scale, -sensor.offset / sensor.scale)] * len(idx), np.float32)
             self.rescale_note = (f"{how}: converted to DN (DN = (value - {sensor.offset:g}) / {sensor.scale:g}); "
                                  "pass --values dn to keep them as stored")
-        self.datetime = parse_date(date) if date else (date_from_tags(tags) or date_from_name(self.path))
-        self.date_from = "option" if date else ("tags" if date_from_tags(tags) else
-                                                ("file name" if self.datetime else "unknown"))
+        tagged = None if date else date_from_tags(tags)
+        self.datetime = parse_date(date) if date else (tagged or date_from_name(self.path))
+        self.date_from = "option" if date else ("tags" if tagged else ("file name" if self.datetime else "unknown"))
         self.labels = _labels_from_tags(tags)
 
     def _looks_like_reflectance(self) -> bool:
         """True when a DN sensor's file holds 0-1 reflectance instead (e.g. exported scaled by 1e-4)."""
-        if not self.sensor.scale < DN_SCALE_MAX:
-            return False
         valid = self._sample()
         return valid.size > 0 and valid.max() > 0 and float(np.percentile(valid, 99)) <= REFLECTANCE_MAX
 
@@ -253,8 +246,8 @@ class GeoTiffSource:
             data[:, alpha == 0] = np.nan
         if self.nodata is not None and not np.isnan(self.nodata):
             data[data == np.float32(self.nodata)] = np.nan
-        elif self._zero_fill:  # backscatter is never exactly 0 in every band: that is the scene's fill
-            data[:, (data == 0).all(axis=0)] = np.nan
+        elif self._zero_fill:
+            mask_zero_fill(data)
         if self._from_db:  # the registry (and Clay's dB transform) expect linear power
             data = np.power(np.float32(10.0), data / np.float32(10.0))
         if self._rescale is not None:  # onto the registry's DN scale; NaN stays NaN
@@ -302,7 +295,8 @@ def ingest_geotiff(
 
     ``bands`` keeps a subset of sensor bands; ``file_bands`` names every file band in file order
     (``-`` skips one) when the file's own labels or the registry order are wrong. ``values``: "auto"
-    converts float files of DN sensors that hold 0-1 reflectance to DN; "dn" / "reflectance" force it. A workspace that
+    converts float files of DN sensors that hold 0-1 reflectance to DN and Sentinel-1 dB to linear
+    power; "dn" keeps values as stored; "reflectance" / "db" force a conversion. A workspace that
     already holds chips of other files with the same sensor, bands and chip size takes this file's
     after them (``total_chips``/``n_sources`` in the result); the same file again is a no-op or a
     resume. A workspace of another sensor, band set or chip size is refused.

@@ -26,8 +26,10 @@ import numpy as np
 
 from clay_explore.errors import ImageryError, NetworkError, NoScenesError, SensorError
 from clay_explore.imagery.aoi import AOI, DEFAULT_MAX_KM, validate_bbox
+from clay_explore.imagery.bands import band_name
 from clay_explore.imagery.chipping import ChipSettings, WindowData, band_scale, chip_source
-from clay_explore.imagery.net import NetPolicy, PlanetarySigner, is_planetary, with_retries
+from clay_explore.imagery.dn import S2_OFFSET_BASELINE, S2_OFFSET_DN, S2_SENSOR, mask_zero_fill, zero_fill_is_nodata
+from clay_explore.imagery.net import RETRY_STATUS, NetPolicy, PlanetarySigner, is_planetary, with_retries
 from clay_explore.sensors import Sensor, get_sensor
 
 EARTH_SEARCH_URL = "https://earth-search.aws.element84.com/v1"
@@ -37,8 +39,6 @@ DEFAULT_MAX_CLOUD = 20.0      # percent, scene level
 MAX_ITEMS = 500               # search results considered
 COVER_TARGET = 0.999          # share of the area the chosen scenes must cover
 MAX_SCENES = 6                # most scenes mosaicked into one area
-S2_BOA_OFFSET_DN = -1000.0    # processing baseline >= 04.00 adds +1000 DN to L2A reflectance
-S2_OFFSET_BASELINE = 4.0
 SCL_NODATA = (0, 1)           # no data, saturated/defective
 SCL_CLOUD = (3, 8, 9, 10)     # cloud shadow, cloud medium/high probability, thin cirrus
 SCL_KEYS = ("scl", "SCL")
@@ -88,7 +88,7 @@ def open_client(url: str, policy: NetPolicy):
     from urllib3.util.retry import Retry
 
     retry = Retry(total=policy.retries, connect=policy.retries, read=policy.retries, status=policy.retries,
-                  backoff_factor=policy.backoff, status_forcelist=(429, 500, 502, 503, 504),
+                  backoff_factor=policy.backoff, status_forcelist=RETRY_STATUS,
                   allowed_methods=None, raise_on_status=True)
     stac_io = StacApiIO(timeout=policy.timeout, max_retries=retry)
 
@@ -212,15 +212,6 @@ def select_cover(items: Sequence, aoi: AOI, *, max_scenes: int = MAX_SCENES) -> 
 
 
 # ----------------------------------------------------------------------------- assets
-def _matches(sensor: Sensor, name: str | None) -> str | None:
-    if not name:
-        return None
-    try:
-        return sensor.band(name).name
-    except SensorError:
-        return None
-
-
 def asset_bands(item, sensor: Sensor, bands: Sequence[str] | None = None) -> dict[str, tuple[str, str, int]]:
     """{registry band: (odc-stac band name, asset key, 1-based band index)} for one item.
 
@@ -232,14 +223,14 @@ def asset_bands(item, sensor: Sensor, bands: Sequence[str] | None = None) -> dic
     for key, asset in item.assets.items():
         if "data" not in (asset.roles or ["data"]):
             continue
-        name = _matches(sensor, key)
+        name = band_name(sensor, key)
         eo = asset.extra_fields.get("eo:bands") or []
         if name and name not in found and len(eo) <= 1:
             found[name] = (key, key, 1)
     for key, asset in item.assets.items():
         eo = asset.extra_fields.get("eo:bands") or []
         for i, b in enumerate(eo, start=1):
-            name = _matches(sensor, b.get("common_name")) or _matches(sensor, b.get("name"))
+            name = band_name(sensor, b.get("common_name")) or band_name(sensor, b.get("name"))
             if name and name not in found:
                 found[name] = (key if len(eo) == 1 else f"{key}.{i}", key, i)
     if any(w not in found for w in want):
@@ -274,7 +265,7 @@ def scl_asset(item) -> str | None:
 
 def boa_offset_dn(item, sensor: Sensor) -> float:
     """DN to add so Sentinel-2 L2A values are reflectance x 10000 (baseline >= 04.00: -1000)."""
-    if sensor.name != "sentinel-2-l2a":
+    if sensor.name != S2_SENSOR:
         return 0.0
     props = item.properties
     if props.get("earthsearch:boa_offset_applied") is True:
@@ -282,7 +273,7 @@ def boa_offset_dn(item, sensor: Sensor) -> float:
     baseline = props.get("s2:processing_baseline")
     if baseline is not None:
         try:
-            return S2_BOA_OFFSET_DN if float(baseline) >= S2_OFFSET_BASELINE else 0.0
+            return S2_OFFSET_DN if float(baseline) >= S2_OFFSET_BASELINE else 0.0
         except ValueError:
             pass
     for asset in item.assets.values():  # fall back on the raster extension's declared offset
@@ -428,8 +419,8 @@ class StacMosaicSource:
             for i, nd in enumerate(scene.nodata):
                 if nd is not None:
                     data[i][data[i] == np.float32(nd)] = np.nan
-            if self.sensor.transform == "db" and all(nd is None for nd in scene.nodata):
-                data[:, (data == 0).all(axis=0)] = np.nan  # undeclared swath fill, not -100 dB backscatter
+            if zero_fill_is_nodata(self.sensor, any(nd is not None for nd in scene.nodata)):
+                mask_zero_fill(data)
             scene_cloud = np.zeros((height, width), dtype=bool)
             if scene.scl:
                 scl = np.asarray(win[scene.scl].values)
@@ -549,7 +540,6 @@ def fetch_stac(
     policy = NetPolicy(timeout=timeout, retries=retries)
     found = search_scenes(aoi, start, end, stac_url=url, collection=collection, max_cloud=max_cloud, policy=policy)
     chosen = select_cover(found, aoi)
-    signer = None
     if sign or (sign is None and is_planetary(url)):
         signer = PlanetarySigner(policy=policy) if token_url is None else PlanetarySigner(
             token_url=token_url, hosts=("",), policy=policy)
