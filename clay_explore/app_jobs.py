@@ -44,7 +44,6 @@ class Job:
     result: Any = None
     started: float = field(default_factory=time.time)
     finished: float | None = None
-    reported: bool = False  # the page has shown the outcome once
     thread: threading.Thread | None = None
 
     @property
@@ -75,14 +74,6 @@ def get_job(root: str | Path, stage: str) -> Job | None:
     """The latest job of ``stage`` on the workspace (running or finished), or None."""
     with _GUARD:
         return _JOBS.get((_key(root), stage))
-
-
-def forget(root: str | Path, stage: str) -> None:
-    """Drop a finished job (its outcome was shown)."""
-    with _GUARD:
-        job = _JOBS.get((_key(root), stage))
-        if job is not None and not job.running:
-            _JOBS.pop((_key(root), stage))
 
 
 def start_job(root: str | Path, stage: str, label: str, fn: Callable[[Job], Any]) -> Job:

@@ -26,7 +26,6 @@ SELECTED_CHIPS = "ce_selected_chips"  # list[int]: chip rows selected on a plot 
 FOCUS_CHIP = "ce_focus_chip"          # int | None: the chip shown on Similar / Reconstructions
 BBOX = "ce_bbox"                      # tuple[float, float, float, float] | None: W, S, E, N
 SCENES = "ce_scenes"                  # list[dict]: the last STAC search result
-PROJECTION = "ce_projection"          # str | None: key of the last projection shown
 RUNNING = "ce_running"                # dict[str, float]: long stages started in this session (for cancel notices)
 MESSAGES = "ce_messages"              # list[tuple[str, str]]: (kind, text) to show after a rerun
 FAST = "ce_fast"                      # bool: bf16 inference

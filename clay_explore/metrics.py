@@ -126,15 +126,6 @@ def pairwise_sq_dists(x: np.ndarray) -> np.ndarray:
     return d
 
 
-def gram_to_sq_dists(gram: np.ndarray) -> np.ndarray:
-    """Squared distances from a Gram matrix (inner products) [N, N]."""
-    sq = np.diag(gram)
-    d = sq[:, None] + sq[None, :] - 2.0 * gram
-    np.maximum(d, 0.0, out=d)
-    np.fill_diagonal(d, 0.0)
-    return d
-
-
 def neighbour_sets(dists: np.ndarray, k: int) -> np.ndarray:
     """Indices [N, k] of each row's k nearest others (self excluded; ties broken by index)."""
     d = np.array(dists, dtype=np.float64, copy=True)

@@ -44,10 +44,6 @@ class Aggregator(nn.Module):
         """Number of learned parameters (0 for parameter-free pooling)."""
         return sum(p.numel() for p in self.parameters())
 
-    @property
-    def trainable(self) -> bool:
-        return self.n_params > 0
-
     def config(self) -> dict[str, Any]:
         """Keyword arguments that rebuild this aggregator with ``build_aggregator``."""
         return {"name": self.name, "dim": self.dim, "grid": self.grid, "out_dim": self.out_dim}

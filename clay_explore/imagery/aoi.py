@@ -33,11 +33,6 @@ class AOI:
     def bbox(self) -> tuple[float, float, float, float]:
         return (self.west, self.south, self.east, self.north)
 
-    @property
-    def centre(self) -> tuple[float, float]:
-        """(lon, lat) of the box centre."""
-        return ((self.west + self.east) / 2, (self.south + self.north) / 2)
-
 
 def utm_zone(lon: float) -> int:
     """UTM zone number (1..60) of a longitude in degrees."""

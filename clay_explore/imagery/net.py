@@ -57,11 +57,11 @@ def permanent_reason(err: BaseException) -> str | None:
     return next((why for pattern, why in PERMANENT_ERRORS if pattern in text), None)
 
 
-def with_retries(fn: Callable[[], T], policy: NetPolicy, what: str, fix: str, bad_data_fix: str = BAD_DATA_FIX) -> T:
+def with_retries(fn: Callable[[], T], policy: NetPolicy, what: str, fix: str) -> T:
     """Call ``fn``; on failure retry with backoff, then raise NetworkError naming ``what`` and ``fix``.
 
     ClayExploreErrors and KeyboardInterrupt pass through at once (they are not transient). A missing,
-    forbidden or corrupt file is not retried and is not a network problem: ImageryError with ``bad_data_fix``.
+    forbidden or corrupt file is not retried and is not a network problem: ImageryError with ``BAD_DATA_FIX``.
     """
     last: BaseException | None = None
     for delay in [0.0, *policy.delays()]:
@@ -75,7 +75,7 @@ def with_retries(fn: Callable[[], T], policy: NetPolicy, what: str, fix: str, ba
             why = permanent_reason(err)
             if why:
                 raise ImageryError(f"{what} failed: {why} ({type(err).__name__}: {str(err)[:300]}). "
-                                   f"{bad_data_fix}") from err
+                                   f"{BAD_DATA_FIX}") from err
             last = err
     raise NetworkError(
         f"{what} failed after {policy.retries + 1} tries ({type(last).__name__}: {str(last)[:300]}). {fix}"
