@@ -145,7 +145,7 @@ def workspace_path() -> Path:
 def set_workspace(path: str | Path) -> None:
     """Switch this session to ``path`` (and forget selections that belonged to the old one)."""
     st.session_state[S.WORKSPACE] = str(Path(path).resolve())
-    for key in (S.SELECTED_CHIPS, S.FOCUS_CHIP, S.PROJECTION, S.SCENES):
+    for key in (S.SELECTED_CHIPS, S.FOCUS_CHIP, S.SCENES):
         st.session_state.pop(key, None)
 
 
@@ -411,6 +411,20 @@ def map_widget(m, key: str, height: int = 520) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------- cached reads
+def zipped(folder: Path) -> bytes:
+    """``folder`` as zip bytes for a download button, zipped again only when a file in it changed."""
+    files = [f.stat() for f in folder.rglob("*") if f.is_file()]
+    return _zipped(str(folder), (len(files), max((s.st_mtime_ns for s in files), default=0),
+                                 sum(s.st_size for s in files)))
+
+
+@st.cache_data(show_spinner="Zipping…", max_entries=2)
+def _zipped(folder: str, stamp: tuple[int, int, int]) -> bytes:
+    from clay_explore import export
+
+    return export.zip_folder(folder)
+
+
 @st.cache_data(show_spinner=False, max_entries=16)
 def chip_thumbnails(root: str, stamp: str, rows: tuple[int, ...], combo: tuple[str, ...], size: int) -> dict[int, str]:
     """Data URIs of chip thumbnails (cached per workspace state and band combination)."""
@@ -459,14 +473,6 @@ def require_checkpoint() -> Any | None:
     return None
 
 
-def run_with_progress(label: str, fn: Callable[[StageProgress], Any], unit: str = "chips") -> Any:
-    """Call ``fn(progress)`` showing a progress bar; ClayExploreError becomes st.error (returns None)."""
-    prog = StageProgress(label, unit)
-    with guard(label):
-        return fn(prog)
-    return None
-
-
 # ---------------------------------------------------------------------------------------------- research views
 def _model_key(model: Any) -> str:
     return f"{getattr(model, 'sha256', None)}:{getattr(model, 'preset', None)}:{id(model)}"
@@ -481,7 +487,9 @@ def _reconstruction(root: str, stamp: str, row: int, fitted: tuple[str, ...], mo
 
 def reconstruction(ws: Workspace, row: int, model: Any, fitted: tuple[str, ...]) -> dict[str, Any]:
     """Every reconstruction of one chip (cached per workspace state, fits, chip and model)."""
-    fits = json.dumps([(m, (ws.read_json(f"methods/{m}/config.json") or {}).get("fitted")) for m in fitted])
+    from clay_explore.fit import method_config
+
+    fits = json.dumps([(m, (method_config(ws, m) or {}).get("fitted")) for m in fitted])
     return _reconstruction(str(ws.root), workspace_stamp(ws) + fits, int(row), tuple(fitted), _model_key(model), model)
 
 

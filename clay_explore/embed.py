@@ -13,6 +13,7 @@ import math
 import threading
 import time as _time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -141,9 +142,9 @@ class ChipMeta:
     latlon: np.ndarray
     gsd: np.ndarray
 
-    @property
+    @cached_property
     def meta(self) -> np.ndarray:
-        """[N, 8] = time then latlon, the aggregators' metadata input."""
+        """[N, 8] = time then latlon, the aggregators' metadata input (built once, read per batch)."""
         return np.concatenate([self.time, self.latlon], axis=1).astype(np.float32)
 
 

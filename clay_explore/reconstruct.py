@@ -165,7 +165,7 @@ def reconstruct_chip(
     batch = load_batch(ws, np.array([row]), chip_meta(ws), int(model.config.patch_size), with_pixels=False)
     recon = reconstruct_batch(ws, model, batch, fitted, torch.from_numpy(waves_of(ws)))
     metrics = {name: rows[0] for name, rows in chip_metrics(recon, ws.sensor).items()}
-    chip_id = str(ws.chip_table()["chip_id"].iloc[row]) if "chip_id" in ws.chip_table() else str(row)
+    chip_id = str(ws.chip_table()["chip_id"].iloc[row])
     return {
         "chip_id": chip_id,
         "row": row,
@@ -230,12 +230,13 @@ def write_comparison(
     """
     from PIL import Image, ImageDraw, ImageFont
 
-    from clay_explore.fit import fitted_methods, load_method
+    from clay_explore.fit import fitted_methods, method_config
 
     ws = workspace if isinstance(workspace, Workspace) else Workspace.open(workspace)
-    result = reconstruct_chip(ws, chip, checkpoint=checkpoint, model=model)
-    names = [ORIGINAL, FULL, CLS_ONLY] + fitted_methods(ws)
-    params = {m: load_method(ws, m).config["n_params"]["total"] for m in fitted_methods(ws)}
+    methods = fitted_methods(ws)
+    result = reconstruct_chip(ws, chip, checkpoint=checkpoint, model=model, methods=methods)
+    names = [ORIGINAL, FULL, CLS_ONLY] + methods
+    params = {m: method_config(ws, m)["n_params"]["total"] for m in methods}
     rgb = to_rgb8(result["images"], display_bands(ws.sensor, ws.bands))
     width = MARGIN_PX + len(names) * (PANEL_PX + MARGIN_PX)
     height = HEADER_PX + PANEL_PX + TEXT_PX + MARGIN_PX

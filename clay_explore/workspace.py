@@ -389,11 +389,13 @@ class Workspace:
 
     def summary(self) -> dict[str, Any]:
         """What `clay-explore info --json` prints."""
-        try:
-            table = self.chip_table()
-            n = len(table)
-            crs = sorted(set(map(str, table["crs"]))) if n else []
-        except StageMissingError:
+        path = self.path(CHIP_TABLE)
+        if path.exists():  # only the crs column: no geometry decoding for a count (the home page calls this)
+            import pandas as pd
+
+            crs_col = pd.read_parquet(path, columns=["crs"])["crs"]
+            n, crs = len(crs_col), sorted(set(map(str, crs_col)))
+        else:
             n, crs = 0, []
         return {
             "workspace": str(self.root),

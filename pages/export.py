@@ -34,7 +34,7 @@ if st.button("Build patch embeddings", key="exp_patches"):
         export.export_patch_embeddings(ws, out_dir / name, fmt, progress=prog.fraction)
 zpath, ppath = out_dir / export.PATCH_ZARR, out_dir / export.PATCH_PARQUET
 if fmt == "zarr" and zpath.exists():
-    st.download_button("Download patch_embeddings.zarr.zip", export.zip_folder(zpath),
+    st.download_button("Download patch_embeddings.zarr.zip", ui.zipped(zpath),
                        file_name="patch_embeddings.zarr.zip", mime="application/zip", key="dl_zarr")
 if fmt == "parquet" and ppath.exists():
     st.download_button("Download patch_embeddings.parquet", ppath.read_bytes(), file_name=export.PATCH_PARQUET,
@@ -55,5 +55,5 @@ recon_dir = out_dir / export.RECON_DIR
 if recon_dir.exists() and any(recon_dir.glob("*.png")):
     pngs = sorted(recon_dir.glob("*.png"))
     st.image(str(pngs[0]), caption=Path(pngs[0]).name)
-    st.download_button(f"Download {len(pngs)} PNGs (zip)", export.zip_folder(recon_dir), file_name="reconstructions.zip",
+    st.download_button(f"Download {len(pngs)} PNGs (zip)", ui.zipped(recon_dir), file_name="reconstructions.zip",
                        mime="application/zip", key="dl_recon")

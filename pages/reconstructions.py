@@ -19,6 +19,7 @@ if model is None:
 from clay_explore.aggregate import METHODS
 from clay_explore.evaluate import outdated_reason
 from clay_explore.fit import fitted_methods, method_config
+from clay_explore.workspace import EVALUATION
 
 fitted = fitted_methods(ws)
 ids = ws.chip_table()["chip_id"].astype(str).tolist()
@@ -29,6 +30,8 @@ partial = [m for m in fitted if status[m] not in (None, "complete")]
 fit_job = ui.job_panel(ws, "fit")
 eval_job = ui.job_panel(ws, "evaluate")
 busy = any(j is not None and j.running for j in (fit_job, eval_job))
+ev = ws.read_json(EVALUATION)
+why = outdated_reason(ws, ev) if ev else None  # None: current (or no evaluation yet)
 title = f"Aggregators: {len(fitted) - len(partial)} of {len(METHODS)} fitted" + (
     f", {len(partial)} cancelled early" if partial else "")
 with st.expander(title, expanded=not fitted or bool(partial) or busy):
@@ -62,8 +65,7 @@ with st.expander(title, expanded=not fitted or bool(partial) or busy):
                 job.notes["done"].append(m)
 
         ui.start_job(ws, "fit", "Fitting", _fit)
-    ev = ws.read_json("evaluation.json")
-    stale = ev is None or outdated_reason(ws, ev) is not None
+    stale = ev is None or why is not None
     if fitted and stale and not busy and st.button("Evaluate all methods (metrics + image vectors)", key="eval_go"):
         from clay_explore.evaluate import evaluate_workspace
 
@@ -112,10 +114,8 @@ for row in rows:
             st.plotly_chart(fig, width="stretch", key=f"resfig_{row}_{which}")
 
 # ---------------------------------------------------------------------------------------------- summary
-ev = ws.read_json("evaluation.json")
 if ev:
     st.subheader("All chips")
-    why = outdated_reason(ws, ev)
     if why:
         st.warning(f"These metrics are out of date: {why}. Evaluate again (button above, or "
                    "`clay-explore evaluate`) before comparing methods.")

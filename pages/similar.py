@@ -7,6 +7,7 @@ import streamlit as st
 from clay_explore import app_state as S
 from clay_explore import app_ui as ui
 from clay_explore import maps, similar, views
+from clay_explore import projection as P
 
 ui.page_header("Similar chips", "Pick a chip (here, on the map, or in a UMAP plot) and compare its nearest "
                                 "neighbours under each aggregator; methods that keep the same information agree.")
@@ -21,10 +22,9 @@ k = c2.number_input("k", 1, 50, min(8, max(1, len(ids) - 1)), key="sim_k")
 st.session_state[S.FOCUS_CHIP] = int(row)
 
 with ui.guard("Similar chips"):
-    vecs = similar.method_vectors(ws)
-    methods = c3.multiselect("Methods", views.sort_methods(list(vecs)), default=views.sort_methods(list(vecs)),
-                             format_func=views.method_label, key="sim_methods")
-    if not any(m in vecs for m in ("linear", "attention", "perceiver")):
+    names = views.sort_methods([s for s in P.available_sources(ws) if s != P.PATCHES])  # vectors are read once, below
+    methods = c3.multiselect("Methods", names, default=names, format_func=views.method_label, key="sim_methods")
+    if not any(m in names for m in ("linear", "attention", "perceiver")):
         st.caption("Learned aggregators (linear, attention) appear here after they are fitted and evaluated on "
                    "the Reconstructions page.")
     neigh = similar.top_k(ws, int(row), int(k), methods or None)
