@@ -22,7 +22,7 @@ import torch
 
 from clay_explore.errors import CancelledError, StageMissingError, WorkspaceError
 from clay_explore.sensors import encode_latlon, encode_time, normalize
-from clay_explore.workspace import EMBEDDINGS_ZARR, Workspace
+from clay_explore.workspace import EMBEDDINGS_ZARR, Workspace, read_rows, write_rows
 
 STAGE = "embed"
 CHIPS_STAGE = "chips"
@@ -209,13 +209,7 @@ def read_tokens(ws: Workspace, rows: Sequence[int]) -> tuple[np.ndarray, np.ndar
     """(cls [n, D], patches [n, L, D]) as float32 for the given chip rows (read chunk by chunk)."""
     cls_arr = ws.open_array(EMBEDDINGS_ZARR, "cls")
     patch_arr = ws.open_array(EMBEDDINGS_ZARR, "patches")
-    rows = np.asarray(rows, dtype=np.int64)
-    if rows.size and np.all(np.diff(rows) == 1):
-        sl = slice(int(rows[0]), int(rows[-1]) + 1)
-        cls, patches = np.asarray(cls_arr[sl]), np.asarray(patch_arr[sl])
-    else:
-        cls = np.stack([np.asarray(cls_arr[int(r)]) for r in rows])
-        patches = np.stack([np.asarray(patch_arr[int(r)]) for r in rows])
+    cls, patches = read_rows(cls_arr, rows), read_rows(patch_arr, rows)
     n, h, w, d = patches.shape
     return cls.astype(np.float32), patches.reshape(n, h * w, d).astype(np.float32)
 
@@ -278,14 +272,6 @@ def _open_outputs(ws: Workspace, n: int, grid: int, dim: int, facts: dict[str, A
     if overwrite or missing:
         ws.clear_done(EMBEDDINGS_ZARR, "cls")
     return cls, patches
-
-
-def _write_rows(arr, rows: np.ndarray, data: np.ndarray) -> None:
-    if np.all(np.diff(rows) == 1):
-        arr[int(rows[0]) : int(rows[-1]) + 1] = data
-    else:
-        for i, r in enumerate(rows):
-            arr[int(r)] = data[i]
 
 
 def embed_workspace(
@@ -361,8 +347,8 @@ def embed_workspace(
                     waves,
                 )  # [b, 1+L, D]
             tokens = tokens.float().numpy()
-            _write_rows(cls_arr, rows, tokens[:, 0].astype(np.float16))
-            _write_rows(patch_arr, rows, tokens[:, 1:].reshape(len(rows), grid, grid, -1).astype(np.float16))
+            write_rows(cls_arr, rows, tokens[:, 0].astype(np.float16))
+            write_rows(patch_arr, rows, tokens[:, 1:].reshape(len(rows), grid, grid, -1).astype(np.float16))
             ws.mark_done(EMBEDDINGS_ZARR, "cls", rows)
             bar.update(len(rows))
     finally:

@@ -28,7 +28,6 @@ from torch import Tensor, nn
 
 from clay_explore.aggregate import Aggregator, Expander, build_aggregator
 from clay_explore.embed import (
-    GSD_DECIMALS,
     Cancel,
     ChipMeta,
     Progress,
@@ -134,14 +133,7 @@ def gsd_batches(
     if shuffle_seed is None:
         return list(batches_by_gsd(rows, meta.gsd, batch_size))
     rng = np.random.default_rng(shuffle_seed)
-    rows = rng.permutation(np.asarray(rows, dtype=np.int64))
-    keys = np.round(meta.gsd[rows], GSD_DECIMALS)
-    groups = [
-        members[i : i + batch_size]
-        for value in np.unique(keys)
-        for members in [rows[keys == value]]
-        for i in range(0, len(members), batch_size)
-    ]
+    groups = list(batches_by_gsd(rng.permutation(np.asarray(rows, dtype=np.int64)), meta.gsd, batch_size))
     return [np.sort(groups[i]) for i in rng.permutation(len(groups))]
 
 

@@ -20,12 +20,12 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-from einops import rearrange
 from torch import Tensor
 
 from clay_explore.embed import chip_meta, model_for_workspace, model_honesty, waves_of
 from clay_explore.errors import WorkspaceError
 from clay_explore.metrics import image_metrics
+from clay_explore.model.mae import unpatchify
 from clay_explore.sensors import Sensor, denormalize, to_model_units
 from clay_explore.workspace import Workspace
 
@@ -51,12 +51,6 @@ def to_physical(model_units: np.ndarray, sensor: Sensor) -> np.ndarray:
     return (np.asarray(model_units, np.float32) * sensor.scale + sensor.offset).astype(np.float32)
 
 
-def unpatchify(pixels: Tensor, n_bands: int, patch: int) -> Tensor:
-    """Decoder output [B, L, C*P*P] -> image [B, C, H, W]."""
-    grid = int(round(pixels.shape[1] ** 0.5))
-    return rearrange(pixels, "b (h w) (c i j) -> b c (h i) (w j)", h=grid, w=grid, c=n_bands, i=patch, j=patch)
-
-
 # ---------------------------------------------------------------------------- decoding
 def decode_full(
     model: Any, cls: Tensor, patches: Tensor, time: Tensor, latlon: Tensor, gsd: Tensor, waves: Tensor
@@ -70,12 +64,7 @@ def decode_cls_only(
     model: Any, cls: Tensor, grid: int, time: Tensor, latlon: Tensor, gsd: Tensor, waves: Tensor
 ) -> Tensor:
     """Clay's one-vector baseline: CLS with every patch masked -> normalised pixels [B, L, C*P*P]."""
-    cls = cls.float()
-    if hasattr(model, "decode_from_cls"):
-        return model.decode_from_cls(cls, time, latlon, gsd, waves, grid=grid)
-    tokens = torch.cat([cls[:, None, :], cls.new_zeros(cls.shape[0], grid * grid, cls.shape[1])], dim=1)
-    mask = torch.ones(cls.shape[0], grid * grid, dtype=torch.bool)
-    return model.decode(tokens, time, latlon, gsd, waves, mask=mask)
+    return model.decode_from_cls(cls.float(), time, latlon, gsd, waves, grid=grid)
 
 
 @dataclass

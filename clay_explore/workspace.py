@@ -372,12 +372,7 @@ class Workspace:
         arr = self.open_array(CHIPS_ZARR, "pixels")
         if isinstance(rows, slice):
             return np.asarray(arr[rows], dtype=np.float32)
-        rows = np.asarray(rows, dtype=np.int64)
-        if rows.size and np.all(np.diff(rows) == 1):
-            return np.asarray(arr[int(rows[0]) : int(rows[-1]) + 1], dtype=np.float32)
-        return np.stack([np.asarray(arr[int(r)], dtype=np.float32) for r in rows]) if rows.size else np.zeros(
-            (0, *arr.shape[1:]), dtype=np.float32
-        )
+        return read_rows(arr, rows).astype(np.float32, copy=False)
 
     # ------------------------------------------------------------------ small json files
     def read_json(self, name: str, default: Any = None) -> Any:
@@ -410,6 +405,26 @@ class Workspace:
             "created": self.manifest.get("created"),
             "stages": self.manifest.get("stages", {}),
         }
+
+
+def read_rows(arr: Any, rows: Sequence[int]) -> np.ndarray:
+    """Rows of a zarr array [N, ...] -> [n, ...]: one slice when they are consecutive, else row by row."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if not rows.size:
+        return np.zeros((0, *arr.shape[1:]), dtype=arr.dtype)
+    if np.all(np.diff(rows) == 1):
+        return np.asarray(arr[int(rows[0]) : int(rows[-1]) + 1])
+    return np.stack([np.asarray(arr[int(r)]) for r in rows])
+
+
+def write_rows(arr: Any, rows: Sequence[int], data: np.ndarray) -> None:
+    """Write ``data`` [n, ...] to rows of a zarr array: one slice when they are consecutive, else row by row."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if rows.size and np.all(np.diff(rows) == 1):
+        arr[int(rows[0]) : int(rows[-1]) + 1] = data
+    else:
+        for i, r in enumerate(rows):
+            arr[int(r)] = data[i]
 
 
 def _jsonable(obj: Any) -> Any:

@@ -137,11 +137,7 @@ class ClayModel(nn.Module):
 
     def unpatchify(self, pixels: torch.Tensor, n_bands: int) -> torch.Tensor:
         """Decoder output [B, L, C*P*P] -> image [B, C, H, W]."""
-        from einops import rearrange
-
-        p = self.config.patch_size
-        grid = math.isqrt(pixels.shape[1])
-        return rearrange(pixels, "b (h w) (c i j) -> b c (h i) (w j)", h=grid, w=grid, c=n_bands, i=p, j=p)
+        return unpatchify(pixels, n_bands, self.config.patch_size)
 
     def to_fast(self) -> "ClayModel":
         """Fast CPU mode: bf16 weights for the transformer matmuls; norms and residuals stay fp32."""
@@ -196,3 +192,11 @@ class ClayModel(nn.Module):
         if waves.numel() == 0:
             raise ModelInputError("waves is empty: give each band's central wavelength in µm.")
         return time, latlon, gsd, waves
+
+
+def unpatchify(pixels: torch.Tensor, n_bands: int, patch: int) -> torch.Tensor:
+    """Decoder output [B, L, C*P*P] (square grid of L patches) -> image [B, C, H, W]."""
+    from einops import rearrange
+
+    grid = math.isqrt(pixels.shape[1])
+    return rearrange(pixels, "b (h w) (c i j) -> b c (h i) (w j)", h=grid, w=grid, c=n_bands, i=patch, j=patch)
