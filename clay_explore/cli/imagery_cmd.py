@@ -7,7 +7,11 @@ from typing import Any, Callable, Iterator
 
 import click
 
-DEFAULT_CHIP = 256
+from clay_explore.imagery.aoi import DEFAULT_MAX_KM
+from clay_explore.imagery.chipping import DEFAULT_CHIP_SIZE, DEFAULT_MAX_CHIP_CLOUD, DEFAULT_MIN_VALID
+from clay_explore.imagery.net import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S
+from clay_explore.imagery.stac import DEFAULT_COLLECTION, DEFAULT_MAX_CLOUD
+
 
 
 @contextmanager
@@ -56,10 +60,10 @@ _workspace_option = click.option("--workspace", "-w", required=True, type=click.
 
 def _chip_options(f: Callable) -> Callable:
     f = click.option("--json", "as_json", is_flag=True, help="Print the stage record as JSON.")(f)
-    f = click.option("--min-valid", type=float, default=0.5, show_default=True,
+    f = click.option("--min-valid", type=float, default=DEFAULT_MIN_VALID, show_default=True,
                      help="Drop chips with a smaller share of valid pixels.")(f)
     f = click.option("--stride", type=int, default=None, help="Pixels between chip origins (default: chip size).")(f)
-    f = click.option("--chip-size", type=int, default=DEFAULT_CHIP, show_default=True,
+    f = click.option("--chip-size", type=int, default=DEFAULT_CHIP_SIZE, show_default=True,
                      help="Chip side in pixels, a multiple of 8.")(f)
     return f
 
@@ -72,16 +76,19 @@ def register(group: click.Group) -> None:
     @click.option("--start", required=True, help="First day, YYYY-MM-DD.")
     @click.option("--end", required=True, help="Last day, YYYY-MM-DD.")
     @click.option("--stac-url", default=None, help="STAC API (default: Earth Search v1).")
-    @click.option("--collection", default="sentinel-2-l2a", show_default=True)
-    @click.option("--max-cloud", type=float, default=20.0, show_default=True, help="Scene cloud cover limit, %.")
-    @click.option("--max-chip-cloud", type=float, default=0.5, show_default=True,
+    @click.option("--collection", default=DEFAULT_COLLECTION, show_default=True)
+    @click.option("--max-cloud", type=float, default=DEFAULT_MAX_CLOUD, show_default=True,
+                  help="Scene cloud cover limit, %.")
+    @click.option("--max-chip-cloud", type=float, default=DEFAULT_MAX_CHIP_CLOUD, show_default=True,
                   help="Drop chips with a larger share of cloudy pixels (when a cloud mask exists).")
     @click.option("--sensor", default=None, help="Registry sensor, when the collection is not a known one.")
     @click.option("--bands", default=None, help="Comma-separated subset of the sensor's bands.")
-    @click.option("--max-area-km", type=float, default=30.0, show_default=True, help="Cap on each side of the area.")
+    @click.option("--max-area-km", type=float, default=DEFAULT_MAX_KM, show_default=True,
+                  help="Cap on each side of the area.")
     @click.option("--epsg", type=int, default=None, help="Target CRS (default: the area's UTM zone).")
-    @click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds per network request.")
-    @click.option("--retries", type=int, default=3, show_default=True, help="Retries per network request.")
+    @click.option("--timeout", type=float, default=DEFAULT_TIMEOUT_S, show_default=True,
+                  help="Seconds per network request.")
+    @click.option("--retries", type=int, default=DEFAULT_RETRIES, show_default=True, help="Retries per network request.")
     @_workspace_option
     @_chip_options
     def fetch(bbox, start, end, stac_url, collection, max_cloud, max_chip_cloud, sensor, bands, max_area_km,

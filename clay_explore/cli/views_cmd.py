@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import click
 
+from clay_explore.export import PATCH_FORMATS, WHAT
+from clay_explore.projection import METRICS, UmapParams
+
 _WORKSPACE = click.option("--workspace", "-w", required=True, type=click.Path(file_okay=False),
                           help="Workspace folder.")
 _JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -23,14 +26,14 @@ def register(group: click.Group) -> None:
 @click.option("--source", "-s", "sources", multiple=True, default=("patches",), show_default=True,
               help="Embedding to project: patches, cls or an aggregator in vectors.zarr; repeat to overlay "
                    "(one joint UMAP; needs equal dimensions).")
-@click.option("--n-neighbors", type=click.IntRange(min=2), default=15, show_default=True)
-@click.option("--min-dist", type=click.FloatRange(0, 1), default=0.1, show_default=True)
-@click.option("--metric", type=click.Choice(["euclidean", "cosine", "manhattan", "correlation"]), default="euclidean",
-              show_default=True)
-@click.option("--seed", type=int, default=42, show_default=True, help="Random seed; -1 = unseeded (parallel, faster).")
-@click.option("--pca", "pca_components", type=click.IntRange(min=0), default=50, show_default=True,
-              help="PCA dimensions before UMAP (0 = UMAP on the raw vectors).")
-@click.option("--max-points", type=click.IntRange(min=10), default=100_000, show_default=True,
+@click.option("--n-neighbors", type=click.IntRange(min=2), default=UmapParams.n_neighbors, show_default=True)
+@click.option("--min-dist", type=click.FloatRange(0, 1), default=UmapParams.min_dist, show_default=True)
+@click.option("--metric", type=click.Choice(METRICS), default=UmapParams.metric, show_default=True)
+@click.option("--seed", type=int, default=UmapParams.seed, show_default=True,
+              help="Random seed; -1 = unseeded (parallel, faster).")
+@click.option("--pca", "pca_components", type=click.IntRange(min=0), default=UmapParams.pca_components,
+              show_default=True, help="PCA dimensions before UMAP (0 = UMAP on the raw vectors).")
+@click.option("--max-points", type=click.IntRange(min=10), default=UmapParams.max_points, show_default=True,
               help="Patch points are subsampled (seeded) beyond this.")
 @click.option("--recompute", is_flag=True, help="Ignore a stored result with the same parameters.")
 @_JSON
@@ -38,7 +41,7 @@ def project(workspace: str, sources: tuple[str, ...], n_neighbors: int, min_dist
             pca_components: int, max_points: int, recompute: bool, as_json: bool) -> None:
     """UMAP (after PCA) of embeddings; stored in the workspace as projections/<key>.parquet + .json."""
     from clay_explore.cli.main import echo_json
-    from clay_explore.projection import UmapParams, project_workspace
+    from clay_explore.projection import project_workspace
     from clay_explore.workspace import Workspace
 
     params = UmapParams(n_neighbors=n_neighbors, min_dist=min_dist, metric=metric, seed=None if seed < 0 else seed,
@@ -56,9 +59,9 @@ def project(workspace: str, sources: tuple[str, ...], n_neighbors: int, min_dist
 @click.command()
 @_WORKSPACE
 @click.option("--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
-@click.option("--what", multiple=True, type=click.Choice(["image", "patches", "reconstructions"]),
+@click.option("--what", multiple=True, type=click.Choice(WHAT),
               default=("image",), show_default=True, help="What to export; repeat for several.")
-@click.option("--patch-format", type=click.Choice(["zarr", "parquet"]), default="zarr", show_default=True)
+@click.option("--patch-format", type=click.Choice(PATCH_FORMATS), default=PATCH_FORMATS[0], show_default=True)
 @click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
               help="Clay checkpoint for reconstructions (default: the one the embeddings were made with).")
 @_JSON

@@ -40,6 +40,7 @@ PIXELS = "pixels"
 PENDING = "pending"            # chips.zarr/pending: an appended source's chips until it is finished
 PROGRESS = CHIPS_PROGRESS
 STAGE = "chips"
+DEFAULT_CHIP_SIZE = 256        # pixels per chip side: Clay's training chips
 DEFAULT_MIN_VALID = 0.5        # drop chips with less than half of their pixels valid
 DEFAULT_MAX_CHIP_CLOUD = 0.5   # drop chips with more than half of their valid pixels cloudy
 MIN_BATCH = 8                  # chips held in memory at once, at least ...

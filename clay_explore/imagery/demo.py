@@ -17,7 +17,14 @@ from typing import Any, Callable
 import numpy as np
 
 from clay_explore.errors import ImageryError
-from clay_explore.imagery.chipping import ChipSettings, WindowData, band_scale, chip_source
+from clay_explore.imagery.chipping import (
+    DEFAULT_CHIP_SIZE,
+    DEFAULT_MIN_VALID,
+    ChipSettings,
+    WindowData,
+    band_scale,
+    chip_source,
+)
 from clay_explore.sensors import get_sensor
 
 SENSOR = "sentinel-2-l2a"
@@ -112,9 +119,9 @@ class DemoSource:
 def ingest_demo(
     workspace: str | Path,
     *,
-    chip_size: int = 256,
+    chip_size: int = DEFAULT_CHIP_SIZE,
     stride: int | None = None,
-    min_valid: float = 0.5,
+    min_valid: float = DEFAULT_MIN_VALID,
     progress: Callable[[int, int], None] | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> dict[str, Any]:

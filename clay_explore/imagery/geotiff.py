@@ -19,7 +19,14 @@ import numpy as np
 
 from clay_explore.errors import ImageryError, NoScenesError
 from clay_explore.imagery.bands import BandMap, resolve_band_map
-from clay_explore.imagery.chipping import ChipSettings, WindowData, band_scale, chip_source
+from clay_explore.imagery.chipping import (
+    DEFAULT_CHIP_SIZE,
+    DEFAULT_MIN_VALID,
+    ChipSettings,
+    WindowData,
+    band_scale,
+    chip_source,
+)
 from clay_explore.imagery.dn import dn_rescale, mask_zero_fill, zero_fill_is_nodata
 from clay_explore.sensors import Sensor, get_sensor
 
@@ -282,9 +289,9 @@ def ingest_geotiff(
     bands: Sequence[str] | None = None,
     file_bands: Sequence[str] | None = None,
     date: str | None = None,
-    chip_size: int = 256,
+    chip_size: int = DEFAULT_CHIP_SIZE,
     stride: int | None = None,
-    min_valid: float = 0.5,
+    min_valid: float = DEFAULT_MIN_VALID,
     max_chip_cloud: float = 1.0,
     nodata: float | None = None,
     values: str = "auto",
@@ -328,9 +335,9 @@ def ingest_geotiffs(
     bands: Sequence[str] | None = None,
     file_bands: Sequence[str] | None = None,
     date: str | None = None,
-    chip_size: int = 256,
+    chip_size: int = DEFAULT_CHIP_SIZE,
     stride: int | None = None,
-    min_valid: float = 0.5,
+    min_valid: float = DEFAULT_MIN_VALID,
     max_chip_cloud: float = 1.0,
     nodata: float | None = None,
     values: str = "auto",

@@ -27,9 +27,25 @@ import numpy as np
 from clay_explore.errors import ImageryError, NetworkError, NoScenesError, SensorError
 from clay_explore.imagery.aoi import AOI, DEFAULT_MAX_KM, validate_bbox
 from clay_explore.imagery.bands import band_name
-from clay_explore.imagery.chipping import ChipSettings, WindowData, band_scale, chip_source
+from clay_explore.imagery.chipping import (
+    DEFAULT_CHIP_SIZE,
+    DEFAULT_MAX_CHIP_CLOUD,
+    DEFAULT_MIN_VALID,
+    ChipSettings,
+    WindowData,
+    band_scale,
+    chip_source,
+)
 from clay_explore.imagery.dn import S2_OFFSET_BASELINE, S2_OFFSET_DN, S2_SENSOR, mask_zero_fill, zero_fill_is_nodata
-from clay_explore.imagery.net import RETRY_STATUS, NetPolicy, PlanetarySigner, is_planetary, with_retries
+from clay_explore.imagery.net import (
+    DEFAULT_RETRIES,
+    DEFAULT_TIMEOUT_S,
+    RETRY_STATUS,
+    NetPolicy,
+    PlanetarySigner,
+    is_planetary,
+    with_retries,
+)
 from clay_explore.sensors import Sensor, get_sensor
 
 EARTH_SEARCH_URL = "https://earth-search.aws.element84.com/v1"
@@ -346,7 +362,7 @@ class StacMosaicSource:
     """Selected STAC items loaded lazily on one grid; ``read`` mosaics them per window."""
 
     def __init__(self, items: Sequence, sensor: Sensor, aoi: AOI, *, bands: Sequence[str] | None = None,
-                 chip_size: int = 256, resolution: float | None = None, policy: NetPolicy | None = None,
+                 chip_size: int = DEFAULT_CHIP_SIZE, resolution: float | None = None, policy: NetPolicy | None = None,
                  patch_url: Callable[[str], str] | None = None):
         self.sensor = sensor
         self.policy = policy or NetPolicy()
@@ -510,17 +526,17 @@ def fetch_stac(
     stac_url: str | None = None,
     collection: str = DEFAULT_COLLECTION,
     max_cloud: float | None = DEFAULT_MAX_CLOUD,
-    chip_size: int = 256,
+    chip_size: int = DEFAULT_CHIP_SIZE,
     stride: int | None = None,
     sensor: str | None = None,
     bands: Sequence[str] | None = None,
     max_area_km: float = DEFAULT_MAX_KM,
     epsg: int | None = None,
     resolution: float | None = None,
-    min_valid: float = 0.5,
-    max_chip_cloud: float = 0.5,
-    timeout: float = 30.0,
-    retries: int = 3,
+    min_valid: float = DEFAULT_MIN_VALID,
+    max_chip_cloud: float = DEFAULT_MAX_CHIP_CLOUD,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    retries: int = DEFAULT_RETRIES,
     sign: bool | None = None,
     token_url: str | None = None,
     progress: Callable[[int, int], None] | None = None,
