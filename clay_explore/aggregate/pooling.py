@@ -13,33 +13,34 @@ from clay_explore.aggregate.base import Aggregator, as_float
 GEM_P = 3.0
 
 
-class MeanPool(Aggregator):
-    """Average of the patch tokens (what 'image embedding = mean' means in most tutorials)."""
-
-    name = "mean"
+class _TokenWidth(Aggregator):
+    """A parameter-free aggregator: its vector is as wide as a token, whatever ``out_dim`` asks."""
 
     def __init__(self, *, dim: int, grid: int, out_dim: int | None = None):
         super().__init__(dim=dim, grid=grid, out_dim=dim)
+
+
+class MeanPool(_TokenWidth):
+    """Average of the patch tokens (what 'image embedding = mean' means in most tutorials)."""
+
+    name = "mean"
 
     def forward(self, patches: Tensor, cls: Tensor, meta: Tensor) -> Tensor:
         self.check_inputs(patches)
         return as_float(patches).mean(dim=1)  # [B, D]
 
 
-class MaxPool(Aggregator):
+class MaxPool(_TokenWidth):
     """Channel-wise maximum over patches (keeps the strongest response, loses the sign balance)."""
 
     name = "max"
-
-    def __init__(self, *, dim: int, grid: int, out_dim: int | None = None):
-        super().__init__(dim=dim, grid=grid, out_dim=dim)
 
     def forward(self, patches: Tensor, cls: Tensor, meta: Tensor) -> Tensor:
         self.check_inputs(patches)
         return as_float(patches).amax(dim=1)  # [B, D]
 
 
-class GeMPool(Aggregator):
+class GeMPool(_TokenWidth):
     """Generalised mean for signed tokens: sign(m) |m|^(1/p) with m = mean(sign(x) |x|^p).
 
     Clay's tokens are LayerNorm outputs, so they are signed; the classic GeM (clamp to > 0 first)
@@ -50,7 +51,7 @@ class GeMPool(Aggregator):
     name = "gem"
 
     def __init__(self, *, dim: int, grid: int, out_dim: int | None = None, p: float = GEM_P):
-        super().__init__(dim=dim, grid=grid, out_dim=dim)
+        super().__init__(dim=dim, grid=grid)
         if p <= 0:
             raise ValueError(f"GeM exponent p must be > 0, got {p}")
         self.p = float(p)
@@ -65,13 +66,10 @@ class GeMPool(Aggregator):
         return torch.sign(m) * m.abs().pow(1.0 / self.p)
 
 
-class ClsToken(Aggregator):
+class ClsToken(_TokenWidth):
     """Clay's own image embedding: the encoder's CLS token (index 0 of its output)."""
 
     name = "cls"
-
-    def __init__(self, *, dim: int, grid: int, out_dim: int | None = None):
-        super().__init__(dim=dim, grid=grid, out_dim=dim)
 
     def forward(self, patches: Tensor, cls: Tensor, meta: Tensor) -> Tensor:
         if cls.ndim != 2 or cls.shape[1] != self.dim:
