@@ -38,8 +38,8 @@ def make_workspace(root: Path, n_chips: int = N_CHIPS) -> None:
     from shapely.geometry import box
 
     from clay_explore.model import PRESETS
-    from clay_explore.sensors import get_sensor
-    from clay_explore.workspace import CHIP_TABLE, CHIPS_ZARR, EMBEDDINGS_ZARR, Workspace
+    from clay_explore.core.sensors import get_sensor
+    from clay_explore.core.workspace import CHIP_TABLE, CHIPS_ZARR, EMBEDDINGS_ZARR, Workspace
 
     sensor = get_sensor("sentinel-2-l2a")
     dim = PRESETS[PRESET].dim
@@ -102,7 +102,7 @@ def random_large_decoder_model():
 
 def run_one(workspace: Path, method: str, epochs: int, threads: int) -> dict:
     """Fit one method in this process; report seconds per epoch and this process's peak RSS."""
-    from clay_explore.fit import fit_method
+    from clay_explore.research.fit import fit_method
 
     torch.set_num_threads(threads)
     model = random_large_decoder_model()

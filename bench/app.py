@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests" / "app"))
 
-from clay_explore.projection import UmapParams, reduce, trustworthiness, warmup
+from clay_explore.research.projection import UmapParams, reduce, trustworthiness, warmup
 
 RAW_BUDGET_S = 300.0
 PROBE_POINTS = 10_000

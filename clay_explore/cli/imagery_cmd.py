@@ -168,12 +168,12 @@ def register(group: click.Group) -> None:
     def info(workspace, as_json) -> None:
         """Show what a workspace holds: chips, sensor, bands, CRS and stages."""
         from clay_explore.cli.main import echo_json
-        from clay_explore.workspace import EVALUATION, Workspace
+        from clay_explore.core.workspace import EVALUATION, Workspace
 
         ws = Workspace.open(workspace)
         summary = ws.summary()
         if ws.path(EVALUATION).exists():
-            from clay_explore.evaluate import outdated_reason
+            from clay_explore.research.evaluate import outdated_reason
 
             summary["evaluation_outdated"] = outdated_reason(ws)
         if as_json:

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from clay_explore.errors import ClayExploreError
+from clay_explore.core.errors import ClayExploreError
 
 #: Modules whose ``register(group)`` adds their commands; one per stage, same names as the library.
 COMMAND_MODULES = (
@@ -42,7 +42,7 @@ def cli() -> None:
 
 def echo_json(obj: Any) -> None:
     """Print ``obj`` as JSON on stdout (the `--json` output of every command)."""
-    from clay_explore.workspace import _json_default
+    from clay_explore.core.workspace import _json_default
 
     click.echo(json.dumps(obj, indent=2, default=_json_default))
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from clay_explore.aggregate import METHODS
+from clay_explore.research.aggregate import METHODS
 
 _WORKSPACE = click.option(
     "--workspace", "-w", required=True, type=click.Path(file_okay=False), help="Workspace folder."
@@ -42,7 +42,7 @@ def _untrained_line(record: dict) -> None:
 def embed(workspace: str, checkpoint: str | None, batch_size: int, fast: bool, as_json: bool) -> None:
     """Encode every chip with Clay; store CLS and patch tokens (resumable)."""
     from clay_explore.cli.main import echo_json
-    from clay_explore.embed import embed_workspace
+    from clay_explore.research.embed import embed_workspace
 
     record = embed_workspace(workspace, checkpoint=checkpoint, batch_size=batch_size, fast=fast)
     if as_json:
@@ -85,7 +85,7 @@ def fit(
 ) -> None:
     """Train an aggregator (if it has weights) and its expander through Clay's frozen decoder."""
     from clay_explore.cli.main import echo_json
-    from clay_explore.fit import fit_method
+    from clay_explore.research.fit import fit_method
 
     config = fit_method(
         workspace, method, epochs=epochs, seed=seed, batch_size=batch_size, lr=lr, loss=loss, checkpoint=checkpoint
@@ -112,7 +112,7 @@ def fit(
 def evaluate(workspace: str, checkpoint: str | None, batch_size: int, k: int, as_json: bool) -> None:
     """Compare all aggregations: PSNR/SSIM/SAM, NP@k, kNN agreement, probes -> evaluation.json."""
     from clay_explore.cli.main import echo_json
-    from clay_explore.evaluate import evaluate_workspace
+    from clay_explore.research.evaluate import evaluate_workspace
 
     report = evaluate_workspace(workspace, checkpoint=checkpoint, batch_size=batch_size, k=k)
     if as_json:
@@ -155,7 +155,7 @@ def evaluate(workspace: str, checkpoint: str | None, batch_size: int, k: int, as
 def reconstruct(workspace: str, chip: str, out: str, checkpoint: str | None, as_json: bool) -> None:
     """Side-by-side PNG: original, all tokens, CLS only and each fitted method, with figures."""
     from clay_explore.cli.main import echo_json
-    from clay_explore.reconstruct import write_comparison
+    from clay_explore.research.reconstruct import write_comparison
 
     result = write_comparison(workspace, chip, out, checkpoint=checkpoint)
     if as_json:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import click
 
-from clay_explore.export import PATCH_FORMATS, WHAT
-from clay_explore.projection import METRICS, UmapParams
+from clay_explore.research.export import PATCH_FORMATS, WHAT
+from clay_explore.research.projection import METRICS, UmapParams
 
 _WORKSPACE = click.option("--workspace", "-w", required=True, type=click.Path(file_okay=False),
                           help="Workspace folder.")
@@ -41,8 +41,8 @@ def project(workspace: str, sources: tuple[str, ...], n_neighbors: int, min_dist
             pca_components: int, max_points: int, recompute: bool, as_json: bool) -> None:
     """UMAP (after PCA) of embeddings; stored in the workspace as projections/<key>.parquet + .json."""
     from clay_explore.cli.main import echo_json
-    from clay_explore.projection import project_workspace
-    from clay_explore.workspace import Workspace
+    from clay_explore.research.projection import project_workspace
+    from clay_explore.core.workspace import Workspace
 
     params = UmapParams(n_neighbors=n_neighbors, min_dist=min_dist, metric=metric, seed=None if seed < 0 else seed,
                         pca_components=pca_components, max_points=max_points)
@@ -69,8 +69,8 @@ def export(workspace: str, out_dir: str, what: tuple[str, ...], patch_format: st
            as_json: bool) -> None:
     """Image embeddings as GeoParquet, patch embeddings as zarr/GeoParquet, reconstructions as PNG."""
     from clay_explore.cli.main import echo_json
-    from clay_explore.export import export as run_export
-    from clay_explore.workspace import Workspace
+    from clay_explore.research.export import export as run_export
+    from clay_explore.core.workspace import Workspace
 
     result = run_export(Workspace.open(workspace), out_dir, what=what, patch_format=patch_format, checkpoint=checkpoint)
     if as_json:
@@ -87,7 +87,7 @@ def export(workspace: str, out_dir: str, what: tuple[str, ...], patch_format: st
 @_WORKSPACE
 def vectors(workspace: str) -> None:
     """Mean, max and GeM image vectors from the stored patch tokens (no fit needed) into vectors.zarr."""
-    from clay_explore.vectors import ensure_parameter_free_vectors
+    from clay_explore.research.vectors import ensure_parameter_free_vectors
 
     done = ensure_parameter_free_vectors(workspace)
     click.echo(f"computed {', '.join(done)}" if done else "mean, max and GeM vectors are up to date")

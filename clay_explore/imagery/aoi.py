@@ -1,6 +1,6 @@
 """Area-of-interest checks: a valid lon/lat box, not too large, in one UTM zone.
 
-Every failure is an :class:`~clay_explore.errors.AreaError` whose message says what to change.
+Every failure is an :class:`~clay_explore.core.errors.AreaError` whose message says what to change.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
-from clay_explore.errors import AreaError
+from clay_explore.core.errors import AreaError
 
 DEFAULT_MAX_KM = 30.0  # default cap on each side of the area, kilometres
 UTM_ZONE_WIDTH_DEG = 6.0

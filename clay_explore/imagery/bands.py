@@ -18,8 +18,8 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
-from clay_explore.errors import ImageryError
-from clay_explore.sensors import Sensor, get_sensor, sensor_names
+from clay_explore.core.errors import ImageryError
+from clay_explore.core.sensors import Sensor, get_sensor, sensor_names
 
 SKIP = ("-", "_", "skip", "none")
 

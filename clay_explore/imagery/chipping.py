@@ -33,8 +33,8 @@ from typing import Any, Callable, Iterator, Protocol, Sequence
 
 import numpy as np
 
-from clay_explore.errors import CancelledError, ImageryError, NoScenesError, WorkspaceError
-from clay_explore.workspace import CHIP_TABLE, CHIPS_PROGRESS, CHIPS_ZARR, Workspace, atomic_write_bytes
+from clay_explore.core.errors import CancelledError, ImageryError, NoScenesError, WorkspaceError
+from clay_explore.core.workspace import CHIP_TABLE, CHIPS_PROGRESS, CHIPS_ZARR, Workspace, atomic_write_bytes
 
 PIXELS = "pixels"
 PENDING = "pending"            # chips.zarr/pending: an appended source's chips until it is finished

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from clay_explore.errors import ImageryError
+from clay_explore.core.errors import ImageryError
 from clay_explore.imagery.chipping import (
     DEFAULT_CHIP_SIZE,
     DEFAULT_MIN_VALID,
@@ -25,7 +25,7 @@ from clay_explore.imagery.chipping import (
     band_scale,
     chip_source,
 )
-from clay_explore.sensors import get_sensor
+from clay_explore.core.sensors import get_sensor
 
 SENSOR = "sentinel-2-l2a"
 BAND_FILES = {"blue": "B02", "green": "B03", "red": "B04", "rededge1": "B05", "rededge2": "B06",
@@ -126,7 +126,7 @@ def ingest_demo(
     cancel: Callable[[], bool] | None = None,
 ) -> dict[str, Any]:
     """Chip the offline demo scene into ``workspace``; the stage record carries DEMO_FACTS."""
-    from clay_explore.workspace import Workspace
+    from clay_explore.core.workspace import Workspace
 
     settings = ChipSettings(chip_size, stride, min_valid, 1.0)
     src = DemoSource()

@@ -19,7 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
-from clay_explore.sensors import Sensor
+from clay_explore.core.sensors import Sensor
 
 S2_SENSOR = "sentinel-2-l2a"
 S2_OFFSET_DN = -1000.0          # added to DN of processing baseline >= 04.00

@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from clay_explore.errors import ImageryError, NoScenesError
+from clay_explore.core.errors import ImageryError, NoScenesError
 from clay_explore.imagery.bands import BandMap, resolve_band_map
 from clay_explore.imagery.chipping import (
     DEFAULT_CHIP_SIZE,
@@ -28,7 +28,7 @@ from clay_explore.imagery.chipping import (
     chip_source,
 )
 from clay_explore.imagery.dn import dn_rescale, mask_zero_fill, zero_fill_is_nodata
-from clay_explore.sensors import Sensor, get_sensor
+from clay_explore.core.sensors import Sensor, get_sensor
 
 #: Tags that may hold the acquisition date/time, most specific first.
 DATE_TAGS = ("ACQUISITION_DATETIME", "DATETIME_ACQUIRED", "SENSING_TIME", "DATE_ACQUIRED",
@@ -308,7 +308,7 @@ def ingest_geotiff(
     after them (``total_chips``/``n_sources`` in the result); the same file again is a no-op or a
     resume. A workspace of another sensor, band set or chip size is refused.
     """
-    from clay_explore.workspace import Workspace
+    from clay_explore.core.workspace import Workspace
 
     sens = get_sensor(sensor)
     settings = ChipSettings(chip_size, stride, min_valid, max_chip_cloud)

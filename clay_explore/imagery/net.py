@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Callable, TypeVar
 from urllib.parse import urlparse
 
-from clay_explore.errors import ClayExploreError, ImageryError, NetworkError
+from clay_explore.core.errors import ClayExploreError, ImageryError, NetworkError
 
 T = TypeVar("T")
 

@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from clay_explore.errors import ImageryError, NetworkError, NoScenesError, SensorError
+from clay_explore.core.errors import ImageryError, NetworkError, NoScenesError, SensorError
 from clay_explore.imagery.aoi import AOI, DEFAULT_MAX_KM, validate_bbox
 from clay_explore.imagery.bands import band_name
 from clay_explore.imagery.chipping import (
@@ -46,7 +46,7 @@ from clay_explore.imagery.net import (
     is_planetary,
     with_retries,
 )
-from clay_explore.sensors import Sensor, get_sensor
+from clay_explore.core.sensors import Sensor, get_sensor
 
 EARTH_SEARCH_URL = "https://earth-search.aws.element84.com/v1"
 PLANETARY_COMPUTER_URL = "https://planetarycomputer.microsoft.com/api/stac/v1"
@@ -547,7 +547,7 @@ def fetch_stac(
     ``sign`` adds Planetary Computer SAS tokens to asset URLs (default: on for Planetary Computer
     URLs); ``token_url`` overrides where tokens come from.
     """
-    from clay_explore.workspace import Workspace
+    from clay_explore.core.workspace import Workspace
 
     url = (stac_url or EARTH_SEARCH_URL).rstrip("/")
     aoi = validate_bbox(bbox, max_km=max_area_km, epsg=epsg)

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 import torch
 
-from clay_explore.errors import CheckpointError
+from clay_explore.core.errors import CheckpointError
 from clay_explore.model.config import PRESETS, ClayConfig, config_from_hparams
 from clay_explore.model.mae import ClayModel
 

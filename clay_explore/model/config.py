@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping
 
-from clay_explore.errors import CheckpointError, ModelInputError
+from clay_explore.core.errors import CheckpointError, ModelInputError
 
 PATCH_SIZE = 8        # Clay v1.5 config: patch_size 8
 WAVE_DIM = 128        # width of the wavelength code and of the weight-generator transformer

@@ -14,7 +14,7 @@ first imported. This module reads them again on every call and passes ``endpoint
 takes effect, and a fresh process (``clay-explore model download``) honours its environment as usual.
 
 Every failure a user can cause or fix (no network, a hub that answers 404/5xx, offline mode with an empty
-cache, a wrong path) becomes a :class:`~clay_explore.errors.CheckpointError` naming the endpoint and the fix.
+cache, a wrong path) becomes a :class:`~clay_explore.core.errors.CheckpointError` naming the endpoint and the fix.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from huggingface_hub.errors import (
 from huggingface_hub.utils import tqdm as hf_tqdm
 
 from clay_explore import __version__
-from clay_explore.errors import CheckpointError, ClayExploreError
+from clay_explore.core.errors import CheckpointError, ClayExploreError
 
 #: The official Clay v1.5 weights on the Hugging Face Hub.
 HF_REPO_ID = "made-with-clay/Clay"
@@ -156,7 +156,7 @@ def download_checkpoint(
     One HEAD request checks the hub's current version; the file itself is fetched only when it is not
     cached yet or ``force`` is set. ``progress_callback(done_bytes, total_bytes)`` is called as bytes
     arrive (``total_bytes`` is None when the server does not say); it may raise
-    ``clay_explore.errors.CancelledError`` to stop, which leaves nothing partial in the cache.
+    ``clay_explore.core.errors.CancelledError`` to stop, which leaves nothing partial in the cache.
     ``progress`` shows huggingface_hub's terminal bar (it hides itself when stderr is not a terminal).
     ``$CLAY_CHECKPOINT`` is not consulted: this is the hub download.
     """

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from clay_explore.model.mae import ClayModel
-from clay_explore.sensors import get_sensor, sensor_names
+from clay_explore.core.sensors import get_sensor, sensor_names
 
 
 def count_parameters(model: ClayModel) -> dict[str, int]:

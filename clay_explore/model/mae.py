@@ -11,7 +11,7 @@ import math
 import torch
 from torch import nn
 
-from clay_explore.errors import ModelInputError
+from clay_explore.core.errors import ModelInputError
 from clay_explore.model.config import ClayConfig
 from clay_explore.model.dynamic import DynamicEmbedding
 from clay_explore.model.encodings import position_and_metadata

@@ -2,7 +2,7 @@
 
 ``make_workspace`` writes chips (a smooth synthetic Sentinel-2 scene in raw DN), the chip table,
 embeddings (cls + patches) and image vectors for a few aggregators, in the layout of
-``clay_explore.workspace``; tests that need the real stages build on top of it.
+``clay_explore.core.workspace``; tests that need the real stages build on top of it.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from clay_explore.workspace import (
+from clay_explore.core.workspace import (
     CHIP_TABLE,
     CHIPS_ZARR,
     EMBEDDINGS_ZARR,
@@ -75,7 +75,7 @@ def make_workspace(
     seed: int = 0,
 ) -> Workspace:
     """A workspace with ``n`` chips and, when ``embed``, embeddings and image vectors of ``methods``."""
-    from clay_explore.sensors import get_sensor
+    from clay_explore.core.sensors import get_sensor
 
     sensor = get_sensor(SENSOR)
     ws = Workspace.create(root, sensor=SENSOR, bands=sensor.band_names, chip_size=size,
@@ -114,9 +114,9 @@ def make_workspace(
 def build_with_model(root: Path, checkpoint: Path, n: int = 6, size: int = 32, fit: Sequence[str] = ("linear",),
                      epochs: int = 1) -> Workspace:
     """A workspace whose embeddings, fits and evaluation come from the real stages with ``checkpoint``."""
-    from clay_explore.embed import embed_workspace
-    from clay_explore.evaluate import evaluate_workspace
-    from clay_explore.fit import fit_method
+    from clay_explore.research.embed import embed_workspace
+    from clay_explore.research.evaluate import evaluate_workspace
+    from clay_explore.research.fit import fit_method
     from clay_explore.model import load_model
 
     ws = make_workspace(root, n=n, size=size, embed=False)

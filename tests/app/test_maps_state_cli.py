@@ -7,11 +7,11 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from clay_explore import app_state as S
-from clay_explore import maps
+from clay_explore.app import state as S
+from clay_explore.viz import maps
 from clay_explore.cli.main import cli
-from clay_explore.errors import WorkspaceError
-from clay_explore.workspace import Workspace
+from clay_explore.core.errors import WorkspaceError
+from clay_explore.core.workspace import Workspace
 
 
 def test_bbox_from_rectangle_and_polygon_drawings():

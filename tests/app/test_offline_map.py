@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 import pytest
 from app_browser import CHROMIUM, AppServer, launch
 
-from clay_explore import map_assets
-from clay_explore.maps import build_map
+from clay_explore.viz import map_assets
+from clay_explore.viz.maps import build_map
 
 WAIT = 60_000  # ms
 

@@ -12,9 +12,9 @@ import rasterio
 from app_data import new_app
 from rasterio.transform import from_origin
 
-from clay_explore.embed import embed_workspace
-from clay_explore.evaluate import evaluate_workspace
-from clay_explore.fit import fit_method
+from clay_explore.research.embed import embed_workspace
+from clay_explore.research.evaluate import evaluate_workspace
+from clay_explore.research.fit import fit_method
 from clay_explore.imagery.geotiff import ingest_geotiff
 from clay_explore.model import load_model
 

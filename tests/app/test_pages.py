@@ -12,9 +12,9 @@ import geopandas as gpd
 import pytest
 from app_data import APP, new_app
 
-from clay_explore import app_jobs
-from clay_explore import app_state as S
-from clay_explore.workspace import Workspace
+from clay_explore.app import jobs as app_jobs
+from clay_explore.app import state as S
+from clay_explore.core.workspace import Workspace
 
 PAGES = ("area", "embed", "projections", "reconstructions", "similar", "export")
 
@@ -164,8 +164,8 @@ def _finish(at, root, stage: str, timeout: float = 120):
 
 
 def test_embed_page_cancel_says_how_far_and_resumes(chips_ws, tiny_checkpoint):
-    from clay_explore.embed import embed_workspace
-    from clay_explore.errors import CancelledError
+    from clay_explore.research.embed import embed_workspace
+    from clay_explore.core.errors import CancelledError
     from clay_explore.model import load_model
 
     # an earlier run stopped by the library's cancel flag after its first batch: 2 of 6 chips kept

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from clay_explore import projection as P
-from clay_explore.errors import ClayExploreError, StageMissingError
-from clay_explore.workspace import Workspace
+from clay_explore.research import projection as P
+from clay_explore.core.errors import ClayExploreError, StageMissingError
+from clay_explore.core.workspace import Workspace
 
 FAST = P.UmapParams(n_neighbors=5, pca_components=8)
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from clay_explore import export as E
-from clay_explore import similar as S
-from clay_explore.workspace import Workspace
+from clay_explore.research import export as E
+from clay_explore.research import similar as S
+from clay_explore.core.workspace import Workspace
 
 
 def test_cosine_neighbours_excludes_self_and_nan():

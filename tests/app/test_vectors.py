@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 from app_data import make_workspace
 
-from clay_explore import projection, similar
-from clay_explore.errors import CancelledError, StageMissingError
-from clay_explore.vectors import POOLED, ensure_parameter_free_vectors, stale_methods
-from clay_explore.workspace import EMBEDDINGS_ZARR, VECTORS_ZARR
+from clay_explore.research import projection
+from clay_explore.research import similar
+from clay_explore.core.errors import CancelledError, StageMissingError
+from clay_explore.research.vectors import POOLED, ensure_parameter_free_vectors, stale_methods
+from clay_explore.core.workspace import EMBEDDINGS_ZARR, VECTORS_ZARR
 
 
 @pytest.fixture
@@ -23,7 +24,7 @@ def tokens_only(tmp_path):
 def test_vectors_are_the_pooled_tokens_and_offered_everywhere(tokens_only, monkeypatch):
     ws = tokens_only
     assert projection.available_sources(ws) == ["patches", "cls"]
-    monkeypatch.setattr("clay_explore.vectors.CHUNK_CHIPS", 3)  # several chunks: streaming must stitch them
+    monkeypatch.setattr("clay_explore.research.vectors.CHUNK_CHIPS", 3)  # several chunks: streaming must stitch them
     assert ensure_parameter_free_vectors(ws) == list(POOLED)
     patches = np.asarray(ws.open_array(EMBEDDINGS_ZARR, "patches")[:], np.float32).reshape(7, -1, 16)
     np.testing.assert_allclose(ws.open_array(VECTORS_ZARR, "mean")[:], patches.mean(1), rtol=1e-5, atol=1e-5)

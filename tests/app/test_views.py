@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from clay_explore import views
-from clay_explore.sensors import get_sensor
+from clay_explore.viz import views
+from clay_explore.core.sensors import get_sensor
 
 S2 = get_sensor("sentinel-2-l2a")
 

@@ -8,8 +8,8 @@ from datetime import date, datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from clay_explore.errors import SensorError
-from clay_explore.sensors import (
+from clay_explore.core.errors import SensorError
+from clay_explore.core.sensors import (
     denormalize,
     encode_latlon,
     encode_time,

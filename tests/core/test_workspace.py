@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from clay_explore.errors import StageMissingError, WorkspaceError
-from clay_explore.workspace import CHIPS_ZARR, SCHEMA_VERSION, Workspace, atomic_write_json
+from clay_explore.core.errors import StageMissingError, WorkspaceError
+from clay_explore.core.workspace import CHIPS_ZARR, SCHEMA_VERSION, Workspace, atomic_write_json
 
 
 def _ws(tmp_path, **kw):

@@ -15,7 +15,7 @@ import pytest
 import torch
 from huggingface_hub import constants as hf_constants
 
-from clay_explore.errors import CancelledError, CheckpointError
+from clay_explore.core.errors import CancelledError, CheckpointError
 from clay_explore.model import hub as clay_hub
 from clay_explore.model.hub import (
     HF_FILENAME,

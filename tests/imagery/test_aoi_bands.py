@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from clay_explore.errors import AreaError, ImageryError
+from clay_explore.core.errors import AreaError, ImageryError
 from clay_explore.imagery.aoi import utm_epsg, validate_bbox
 from clay_explore.imagery.bands import resolve_band_map
-from clay_explore.sensors import get_sensor
+from clay_explore.core.sensors import get_sensor
 
 
 def test_valid_bbox_picks_utm_zone():

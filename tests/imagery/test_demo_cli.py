@@ -12,7 +12,7 @@ import numpy as np
 from click.testing import CliRunner
 
 from clay_explore.cli.main import cli
-from clay_explore.workspace import Workspace
+from clay_explore.core.workspace import Workspace
 from gen_data import s2_scene, write_raster
 from test_stac import INSIDE_A
 

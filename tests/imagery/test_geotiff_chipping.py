@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from clay_explore.errors import CancelledError, ImageryError, NoScenesError, WorkspaceError
+from clay_explore.core.errors import CancelledError, ImageryError, NoScenesError, WorkspaceError
 from clay_explore.imagery.chipping import chip_grid, read_progress
 from clay_explore.imagery.geotiff import date_from_name, ingest_geotiff
-from clay_explore.workspace import CHIP_COLUMNS, Workspace
+from clay_explore.core.workspace import CHIP_COLUMNS, Workspace
 from gen_data import s2_scene, smooth_field, write_raster
 
 
@@ -157,7 +157,7 @@ def test_other_source_is_refused_where_appending_is_not_asked_for(tmp_path):
     """fetch/demo keep one source per workspace (chip_source without append); ingest appends."""
     from clay_explore.imagery.chipping import ChipSettings, chip_source
     from clay_explore.imagery.geotiff import GeoTiffSource
-    from clay_explore.sensors import get_sensor
+    from clay_explore.core.sensors import get_sensor
 
     f = write_raster(tmp_path / "a.tif", s2_scene((64, 64), seed=1))
     g = write_raster(tmp_path / "b.tif", s2_scene((64, 64), seed=2))

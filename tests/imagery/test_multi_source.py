@@ -10,11 +10,11 @@ import pytest
 from click.testing import CliRunner
 
 from clay_explore.cli.main import cli
-from clay_explore.errors import CancelledError, ImageryError, NoScenesError, StageMissingError, WorkspaceError
+from clay_explore.core.errors import CancelledError, ImageryError, NoScenesError, StageMissingError, WorkspaceError
 from clay_explore.imagery.chipping import PENDING, read_progress
 from clay_explore.imagery.geotiff import ingest_geotiff, ingest_geotiffs
-from clay_explore.metrics import primary_labels
-from clay_explore.workspace import CHIPS_ZARR, Workspace
+from clay_explore.research.metrics import primary_labels
+from clay_explore.core.workspace import CHIPS_ZARR, Workspace
 from gen_data import s2_scene, write_raster
 
 S2 = "sentinel-2-l2a"
@@ -222,8 +222,8 @@ def test_empty_file_in_a_batch_is_skipped_even_when_first(tmp_path):
 
 def test_embed_after_append_encodes_only_the_new_chips(tmp_path, tiny_checkpoint):
     """Appending a file marks embeddings stale; embed then grows the arrays and keeps earlier tokens."""
-    from clay_explore.embed import embed_workspace
-    from clay_explore.workspace import EMBEDDINGS_ZARR
+    from clay_explore.research.embed import embed_workspace
+    from clay_explore.core.workspace import EMBEDDINGS_ZARR
 
     files = _labelled_files(tmp_path)
     ws_dir = tmp_path / "ws"

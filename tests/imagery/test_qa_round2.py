@@ -13,12 +13,12 @@ from rasterio.crs import CRS
 from rasterio.errors import NotGeoreferencedWarning
 
 from clay_explore.cli.main import cli
-from clay_explore.errors import AreaError, CancelledError, NoScenesError
+from clay_explore.core.errors import AreaError, CancelledError, NoScenesError
 from clay_explore.imagery.aoi import validate_bbox
 from clay_explore.imagery.chipping import ChipSettings, WindowData, chip_source
 from clay_explore.imagery.geotiff import ingest_geotiff
 from clay_explore.imagery.stac import fetch_stac
-from clay_explore.workspace import Workspace
+from clay_explore.core.workspace import Workspace
 from gen_data import s2_scene, smooth_field, write_raster
 from stac_server import start_stac_server
 

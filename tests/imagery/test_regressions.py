@@ -16,13 +16,13 @@ import rasterio.warp
 from rasterio.transform import from_origin
 from shapely.geometry import box, mapping
 
-from clay_explore.errors import CancelledError, ImageryError, NetworkError, NoScenesError
+from clay_explore.core.errors import CancelledError, ImageryError, NetworkError, NoScenesError
 from clay_explore.imagery.bands import resolve_band_map
 from clay_explore.imagery.chipping import PROGRESS, batch_for, read_progress
 from clay_explore.imagery.geotiff import ingest_geotiff
 from clay_explore.imagery.stac import fetch_stac
-from clay_explore.sensors import get_sensor
-from clay_explore.workspace import Workspace
+from clay_explore.core.sensors import get_sensor
+from clay_explore.core.workspace import Workspace
 from gen_data import s2_scene, smooth_field, write_raster
 from test_stac import FAST, INSIDE_A, X0, Y0, _bbox
 

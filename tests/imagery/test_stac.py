@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from pyproj import Transformer
 
-from clay_explore.errors import AreaError, NetworkError, NoScenesError
+from clay_explore.core.errors import AreaError, NetworkError, NoScenesError
 from clay_explore.imagery.stac import fetch_stac, search_scenes, select_cover
 from clay_explore.imagery.aoi import validate_bbox
 from clay_explore.imagery.net import NetPolicy
-from clay_explore.workspace import CHIP_COLUMNS, Workspace
+from clay_explore.core.workspace import CHIP_COLUMNS, Workspace
 from conftest import GEN_ORIGIN
 from gen_data import s2_scene
 

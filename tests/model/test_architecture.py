@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from clay_explore.errors import CheckpointError, ModelInputError
+from clay_explore.core.errors import ModelInputError
 from clay_explore.model import PRESETS, ClayConfig, ClayModel, config_from_hparams
 from clay_explore.model.checkpoint import build_on_meta
 

@@ -8,7 +8,7 @@ import pickle
 import pytest
 import torch
 
-from clay_explore.errors import CheckpointError
+from clay_explore.core.errors import CheckpointError
 from clay_explore.model import ClayConfig, ClayModel
 
 CFG = ClayConfig(32, 1, 2, 16, 2, 16, 1, 2, 8, 2)

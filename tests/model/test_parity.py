@@ -80,7 +80,7 @@ def test_intermediates_match(fixture):
 
 def test_raw_inputs_normalise_to_fixture_pixels(parity_dir):
     """The sensor registry's Sentinel-2 statistics turn the raw DN into the fixture's pixels."""
-    from clay_explore.sensors import get_sensor, normalize
+    from clay_explore.core.sensors import get_sensor, normalize
 
     raw = load_file(parity_dir / "inputs_raw.safetensors")
     x = load_file(parity_dir / "inputs.safetensors")
@@ -94,7 +94,7 @@ def test_raw_inputs_normalise_to_fixture_pixels(parity_dir):
 
 
 def test_metadata_encodings_match_fixture(parity_dir):
-    from clay_explore.sensors import encode_latlon, encode_time
+    from clay_explore.core.sensors import encode_latlon, encode_time
 
     meta = json.loads((parity_dir / "fixture.json").read_text())["inputs"]
     x = load_file(parity_dir / "inputs.safetensors")

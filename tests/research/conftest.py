@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from clay_explore.sensors import get_sensor
-from clay_explore.workspace import CHIP_TABLE, CHIPS_ZARR, Workspace
+from clay_explore.core.sensors import get_sensor
+from clay_explore.core.workspace import CHIP_TABLE, CHIPS_ZARR, Workspace
 
 SENSOR = "sentinel-2-l2a"
 CHIP = 64
@@ -144,7 +144,7 @@ def real_template(tmp_path_factory, samples_dir) -> Path:
 
 
 def _embedded(template: Path, tmp_path_factory, tiny_model, name: str) -> Path:
-    from clay_explore.embed import embed_workspace
+    from clay_explore.research.embed import embed_workspace
 
     root = tmp_path_factory.mktemp(name) / "ws"
     shutil.copytree(template, root)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from clay_explore.aggregate import METHODS, Expander, LinearAggregator, build_aggregator
-from clay_explore.aggregate.pooling import GeMPool
+from clay_explore.research.aggregate import METHODS, Expander, LinearAggregator, build_aggregator
+from clay_explore.research.aggregate.pooling import GeMPool
 
 DIM, GRID, B = 16, 4, 3
 
@@ -130,7 +130,7 @@ def test_gradients_reach_the_expander_through_the_frozen_decoder(tiny_model):
 def test_pooled_attention_equals_multihead_attention():
     from torch import nn
 
-    from clay_explore.aggregate.attention import pooled_attention
+    from clay_explore.research.aggregate.attention import pooled_attention
 
     torch.manual_seed(0)
     attn = nn.MultiheadAttention(DIM, 4, batch_first=True)

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from clay_explore.embed import chip_meta, embed_workspace, normalised_chips, read_tokens, waves_of
-from clay_explore.errors import CancelledError, StageMissingError
-from clay_explore.sensors import encode_latlon, encode_time
-from clay_explore.workspace import EMBEDDINGS_ZARR, Workspace
+from clay_explore.research.inputs import chip_meta, normalised_chips, read_tokens, waves_of
+from clay_explore.research.embed import embed_workspace
+from clay_explore.core.errors import CancelledError, StageMissingError
+from clay_explore.core.sensors import encode_latlon, encode_time
+from clay_explore.core.workspace import EMBEDDINGS_ZARR, Workspace
 
 from .conftest import generated_chips, make_workspace
 
@@ -101,7 +102,7 @@ def test_resume_after_cancel_loses_nothing(generated_template, generated_embedde
 
 
 def read_tokens_requires_complete(ws):
-    from clay_explore.embed import embeddings_info
+    from clay_explore.research.inputs import embeddings_info
 
     return embeddings_info(ws)
 
@@ -149,8 +150,8 @@ def test_done_list_without_its_arrays_is_not_trusted(generated_template, copy_ws
 
 def test_rerun_of_a_finished_embed_changes_nothing(generated_embedded, copy_ws, tiny_model):
     """A no-op re-run must not rewrite the record: projections and evaluation are keyed on it."""
-    from clay_explore.projection import fingerprint
-    from clay_explore.vectors import embeddings_fingerprint
+    from clay_explore.research.projection import fingerprint
+    from clay_explore.research.vectors import embeddings_fingerprint
 
     root = copy_ws(generated_embedded)
     ws = Workspace.open(root)

@@ -10,10 +10,10 @@ import pytest
 from click.testing import CliRunner
 
 from clay_explore.cli.main import cli
-from clay_explore.errors import WorkspaceError
-from clay_explore.evaluate import evaluate_workspace, outdated_reason
-from clay_explore.fit import fit_method
-from clay_explore.workspace import EVALUATION, VECTORS_ZARR, Workspace
+from clay_explore.core.errors import WorkspaceError
+from clay_explore.research.evaluate import evaluate_workspace, outdated_reason
+from clay_explore.research.fit import fit_method
+from clay_explore.core.workspace import EVALUATION, VECTORS_ZARR, Workspace
 
 
 def test_evaluate_writes_every_method(generated_embedded, copy_ws, tiny_model):
@@ -43,7 +43,7 @@ def test_evaluate_writes_every_method(generated_embedded, copy_ws, tiny_model):
         assert vec.shape == (10, methods[name]["vector_dim"])
     assert report["knn_agreement"]["mean"]["linear"] == report["knn_agreement"]["linear"]["mean"]
     assert ws.stage("evaluate")["status"] == "complete"
-    from clay_explore.vectors import stale_methods
+    from clay_explore.research.vectors import stale_methods
 
     assert stale_methods(ws) == []  # evaluate's pooled vectors count as current for the app
     assert outdated_reason(ws) is None
@@ -96,7 +96,7 @@ def test_probe_runs_on_real_bigearthnet_labels(real_embedded, copy_ws, tiny_mode
 
 
 def test_tiny_workspaces_say_what_cannot_be_measured(tmp_path, tiny_model):
-    from clay_explore.embed import embed_workspace
+    from clay_explore.research.embed import embed_workspace
 
     from .conftest import generated_chips, make_workspace
 

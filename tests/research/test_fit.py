@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from clay_explore.errors import CancelledError, StageMissingError
-from clay_explore.fit import fit_method, fitted_methods, load_method, split_rows
-from clay_explore.workspace import Workspace
+from clay_explore.core.errors import CancelledError, StageMissingError
+from clay_explore.research.fit import fit_method, fitted_methods, load_method, split_rows
+from clay_explore.core.workspace import Workspace
 
 
 def test_split_is_by_chip_seeded_and_disjoint():
@@ -123,7 +123,7 @@ def test_fit_needs_embeddings(generated_template, copy_ws, tiny_model):
 
 
 def test_methods_fitted_on_other_embeddings_are_stale(generated_embedded, copy_ws, tiny_model):
-    from clay_explore.fit import is_stale
+    from clay_explore.research.fit import is_stale
 
     root = copy_ws(generated_embedded)
     fit_method(root, "mean", model=tiny_model, epochs=1, batch_size=5, show_progress=False)
@@ -135,7 +135,7 @@ def test_methods_fitted_on_other_embeddings_are_stale(generated_embedded, copy_w
 
 
 def test_methods_fitted_on_other_precision_are_stale(generated_embedded, copy_ws, tiny_model):
-    from clay_explore.fit import is_stale
+    from clay_explore.research.fit import is_stale
 
     root = copy_ws(generated_embedded)
     fit_method(root, "mean", model=tiny_model, epochs=1, batch_size=5, show_progress=False)

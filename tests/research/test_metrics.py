@@ -8,7 +8,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from sklearn.metrics.pairwise import cosine_similarity
 from sklearn.neighbors import NearestNeighbors
 
-from clay_explore.metrics import (
+from clay_explore.research.metrics import (
     image_metrics,
     knn_agreement,
     label_probe,
@@ -141,7 +141,7 @@ def test_full_token_sketch_keeps_neighbourhoods():
     """Wide tokens are sketched per token (D -> 64) for the reference distances; neighbours survive."""
     import torch
 
-    from clay_explore.evaluate import SKETCH_DIM, _Sketch
+    from clay_explore.research.evaluate import SKETCH_DIM, _Sketch
 
     rng = np.random.default_rng(6)
     centres = rng.normal(size=(5, 1, 16, 256))

@@ -11,11 +11,11 @@ import pytest
 from click.testing import CliRunner
 
 from clay_explore.cli.main import cli
-from clay_explore.errors import WorkspaceError
-from clay_explore.evaluate import evaluate_workspace, summarise
-from clay_explore.fit import fit_method, split_rows
-from clay_explore.metrics import image_metrics, spectral_angle
-from clay_explore.workspace import CHIP_TABLE, CHIPS_ZARR, EVALUATION, Workspace
+from clay_explore.core.errors import WorkspaceError
+from clay_explore.research.evaluate import evaluate_workspace, summarise
+from clay_explore.research.fit import fit_method, split_rows
+from clay_explore.research.metrics import image_metrics, spectral_angle
+from clay_explore.core.workspace import CHIP_TABLE, CHIPS_ZARR, EVALUATION, Workspace
 
 CHIP = 32
 S1 = "sentinel-1-rtc"
@@ -60,8 +60,8 @@ def test_summarise_copes_with_missing_spectral_angles():
 
 
 def test_single_band_evaluation_reports_null_spectral_angle(tmp_path, tiny_model):
-    from clay_explore.app_ui import evaluation_table
-    from clay_explore.embed import embed_workspace
+    from clay_explore.app.ui import evaluation_table
+    from clay_explore.research.embed import embed_workspace
 
     ws = _s1_vh_workspace(tmp_path / "ws")
     embed_workspace(ws, model=tiny_model, batch_size=3, show_progress=False)
@@ -77,7 +77,7 @@ def test_single_band_evaluation_reports_null_spectral_angle(tmp_path, tiny_model
 
 
 def test_single_band_evaluate_cli_text_shows_a_dash(tmp_path, tiny_model, tiny_checkpoint):
-    from clay_explore.embed import embed_workspace
+    from clay_explore.research.embed import embed_workspace
 
     ws = _s1_vh_workspace(tmp_path / "ws")
     embed_workspace(ws, model=tiny_model, batch_size=3, show_progress=False)
@@ -90,8 +90,8 @@ def test_single_band_evaluate_cli_text_shows_a_dash(tmp_path, tiny_model, tiny_c
 
 
 def test_single_band_reconstruct_png(tmp_path, tiny_model):
-    from clay_explore.embed import embed_workspace
-    from clay_explore.reconstruct import write_comparison
+    from clay_explore.research.embed import embed_workspace
+    from clay_explore.research.reconstruct import write_comparison
 
     ws = _s1_vh_workspace(tmp_path / "ws")
     embed_workspace(ws, model=tiny_model, batch_size=3, show_progress=False)

@@ -8,9 +8,9 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from clay_explore.fit import patchify
-from clay_explore.sensors import get_sensor
-from clay_explore.reconstruct import (
+from clay_explore.research.fit import patchify
+from clay_explore.core.sensors import get_sensor
+from clay_explore.research.reconstruct import (
     CLS_ONLY,
     FULL,
     ORIGINAL,
@@ -75,7 +75,7 @@ def test_reconstruct_chip_in_sensor_units_and_png(generated_embedded, tiny_model
 
 
 def test_unknown_chip_is_a_clear_error(generated_embedded, tiny_model):
-    from clay_explore.errors import WorkspaceError
+    from clay_explore.core.errors import WorkspaceError
 
     with pytest.raises(WorkspaceError, match="Chip ids look like"):
         reconstruct_chip(generated_embedded, "nope", model=tiny_model)
@@ -87,9 +87,9 @@ def test_sentinel1_panels_share_the_originals_units(tmp_path, tiny_model):
 
     import rasterio
 
-    from clay_explore.embed import embed_workspace
+    from clay_explore.research.embed import embed_workspace
     from clay_explore.imagery.geotiff import ingest_geotiff
-    from clay_explore.reconstruct import display_bands, to_rgb8
+    from clay_explore.research.reconstruct import display_bands, to_rgb8
 
     rng = np.random.default_rng(3)
     power = rng.uniform(0.005, 0.3, size=(2, 64, 64)).astype(np.float32)  # linear backscatter

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from clay_explore.aggregate.base import META_DIM, Aggregator, as_float, zero_linear
+from clay_explore.research.aggregate.base import META_DIM, Aggregator, as_float, zero_linear
 
 #: Default number of spatial weight maps. More maps let the vector keep where things are.
 DEFAULT_MAPS = 4

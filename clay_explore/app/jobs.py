@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from clay_explore.errors import CancelledError, ClayExploreError
+from clay_explore.core.errors import CancelledError, ClayExploreError
 
 log = logging.getLogger(__name__)
 

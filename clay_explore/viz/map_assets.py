@@ -2,7 +2,7 @@
 
 folium and its Draw plugin list their JS/CSS as ``default_js`` / ``default_css`` (name, CDN URL) pairs,
 and streamlit-folium loads them in its iframe before drawing the map: one unreachable script and the map
-stays blank. Streamlit serves ``static/`` (next to ``app.py``) at ``<baseUrlPath>/app/static/`` when
+stays blank. Streamlit serves ``static/`` (next to the main script: ``clay_explore/app/static``, linked from the repository's ``static``) at ``<baseUrlPath>/app/static/`` when
 ``server.enableStaticServing`` is on, so the links are rewritten to that same-origin path. Assets the maps
 only use cosmetically (bootstrap, awesome-markers, Font Awesome, glyphicons) are dropped. No Streamlit here.
 """
@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+STATIC_DIR = Path(__file__).resolve().parent.parent / "app" / "static"
 STATIC_ROUTE = "app/static"  # where Streamlit serves STATIC_DIR, below server.baseUrlPath
 
 #: folium / plugin asset name -> vendored file, relative to STATIC_DIR.

@@ -19,15 +19,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from clay_explore.embed import (
-    Cancel,
-    ProgressFn,
-    embeddings_info,
-    is_cancelled,
-    read_tokens,
-)
-from clay_explore.errors import CancelledError, StageMissingError
-from clay_explore.workspace import EMBEDDINGS_ZARR, VECTORS_ZARR, Workspace
+from clay_explore.core.progress import Cancel, ProgressFn, is_cancelled
+from clay_explore.research.inputs import embeddings_info, read_tokens
+from clay_explore.core.errors import CancelledError, StageMissingError
+from clay_explore.core.workspace import EMBEDDINGS_ZARR, VECTORS_ZARR, Workspace
 
 #: Pooled from the patch tokens without any weights (CLS is read from the embeddings as it is).
 POOLED = ("mean", "max", "gem")
@@ -94,7 +89,7 @@ def ensure_parameter_free_vectors(
     todo = stale_methods(ws, methods)
     if not todo:
         return []
-    from clay_explore.aggregate import META_DIM, build_aggregator
+    from clay_explore.research.aggregate import META_DIM, build_aggregator
 
     n, grid, _, dim = ws.open_array(EMBEDDINGS_ZARR, "patches").shape  # [N, h, w, D]
     pools = [build_aggregator(m, dim=dim, grid=grid) for m in todo]

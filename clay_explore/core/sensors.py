@@ -16,7 +16,7 @@ import numpy as np
 import yaml
 
 from clay_explore import DATA_DIR
-from clay_explore.errors import SensorError
+from clay_explore.core.errors import SensorError
 
 SENSORS_FILE = DATA_DIR / "sensors.yaml"
 WEEKS_PER_YEAR = 52  # Clay divides the ISO week by 52, not 53

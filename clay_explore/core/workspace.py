@@ -29,8 +29,8 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from clay_explore.errors import StageMissingError, WorkspaceError
-from clay_explore.sensors import Sensor, get_sensor
+from clay_explore.core.errors import StageMissingError, WorkspaceError
+from clay_explore.core.sensors import Sensor, get_sensor
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from clay_explore.errors import ClayExploreError, StageMissingError
-from clay_explore.workspace import EMBEDDINGS_ZARR, VECTORS_ZARR, Workspace, atomic_path
+from clay_explore.core.errors import ClayExploreError, StageMissingError
+from clay_explore.core.workspace import EMBEDDINGS_ZARR, VECTORS_ZARR, Workspace, atomic_path
 
 PROJECTIONS_DIR = "projections"
 PATCHES = "patches"

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from clay_explore.sensors import Sensor
+from clay_explore.core.sensors import Sensor
 
 # ---------------------------------------------------------------------------------------------- colours
 #: One colour per method, used by every page (Okabe-Ito based, colour-blind safe).

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from clay_explore.errors import ClayExploreError, StageMissingError
-from clay_explore.projection import CLS, _done_rows, vector_methods
-from clay_explore.workspace import EMBEDDINGS_ZARR, VECTORS_ZARR, Workspace
+from clay_explore.core.errors import ClayExploreError, StageMissingError
+from clay_explore.research.projection import CLS, _done_rows, vector_methods
+from clay_explore.core.workspace import EMBEDDINGS_ZARR, VECTORS_ZARR, Workspace
 
 DEFAULT_K = 8
 

@@ -20,10 +20,11 @@ from typing import Any
 
 import streamlit as st
 
-from clay_explore import DATA_DIR, app_jobs
-from clay_explore import app_state as S
-from clay_explore.errors import CheckpointError, ClayExploreError, StageMissingError
-from clay_explore.workspace import Workspace
+from clay_explore import DATA_DIR
+from clay_explore.app import jobs as app_jobs
+from clay_explore.app import state as S
+from clay_explore.core.errors import CheckpointError, ClayExploreError, StageMissingError
+from clay_explore.core.workspace import Workspace
 
 UNTRAINED_BANNER = (
     "**Untrained test model.** The loaded checkpoint is not Clay v1.5's trained weights: embeddings, "
@@ -232,7 +233,7 @@ def start_warmup() -> dict[str, Any]:
     state: dict[str, Any] = {"done": False, "seconds": None, "error": None}
 
     def _run() -> None:
-        from clay_explore.projection import warmup
+        from clay_explore.research.projection import warmup
 
         try:
             state["seconds"] = warmup()
@@ -401,7 +402,7 @@ def map_widget(m, key: str, height: int = 520) -> dict[str, Any]:
     """Show a folium/leafmap map; returns what streamlit-folium reports (drawings, last click)."""
     from streamlit_folium import st_folium
 
-    from clay_explore import map_assets
+    from clay_explore.viz import map_assets
 
     if st.get_option("server.enableStaticServing"):  # on in .streamlit/config.toml; else the CDNs (online only)
         map_assets.use_local_assets(m, map_assets.static_base_url(st.get_option("server.baseUrlPath") or ""))
@@ -420,7 +421,7 @@ def zipped(folder: Path) -> bytes:
 
 @st.cache_data(show_spinner="Zipping…", max_entries=2)
 def _zipped(folder: str, stamp: tuple[int, int, int]) -> bytes:
-    from clay_explore import export
+    from clay_explore.research import export
 
     return export.zip_folder(folder)
 
@@ -428,7 +429,7 @@ def _zipped(folder: str, stamp: tuple[int, int, int]) -> bytes:
 @st.cache_data(show_spinner=False, max_entries=16)
 def chip_thumbnails(root: str, stamp: str, rows: tuple[int, ...], combo: tuple[str, ...], size: int) -> dict[int, str]:
     """Data URIs of chip thumbnails (cached per workspace state and band combination)."""
-    from clay_explore import views
+    from clay_explore.viz import views
 
     ws = Workspace.open(root)
     pixels = ws.read_chips(list(rows))
@@ -440,7 +441,7 @@ def ensure_image_vectors(ws: Workspace) -> None:
 
     Computed once per embed run into vectors.zarr; skipped (with a note) while a job writes the workspace.
     """
-    from clay_explore.vectors import ensure_parameter_free_vectors, stale_methods
+    from clay_explore.research.vectors import ensure_parameter_free_vectors, stale_methods
 
     rec = ws.stage("embed") or {}
     if rec.get("status") != "complete" or not stale_methods(ws):
@@ -480,14 +481,14 @@ def _model_key(model: Any) -> str:
 
 @st.cache_data(show_spinner="Decoding…", max_entries=64)
 def _reconstruction(root: str, stamp: str, row: int, fitted: tuple[str, ...], model_key: str, _model: Any):
-    from clay_explore.reconstruct import reconstruct_chip
+    from clay_explore.research.reconstruct import reconstruct_chip
 
     return reconstruct_chip(root, row, model=_model, methods=list(fitted))
 
 
 def reconstruction(ws: Workspace, row: int, model: Any, fitted: tuple[str, ...]) -> dict[str, Any]:
     """Every reconstruction of one chip (cached per workspace state, fits, chip and model)."""
-    from clay_explore.fit import method_config
+    from clay_explore.research.fit import method_config
 
     fits = json.dumps([(m, (method_config(ws, m) or {}).get("fitted")) for m in fitted])
     return _reconstruction(str(ws.root), workspace_stamp(ws) + fits, int(row), tuple(fitted), _model_key(model), model)
@@ -497,7 +498,7 @@ def evaluation_table(ev: dict[str, Any]):
     """evaluation.json as one row per method: PSNR, SSIM, SAM, NP@k, parameters, fit seconds."""
     import pandas as pd
 
-    from clay_explore import views
+    from clay_explore.viz import views
 
     recs = []
     for name, m in ev.get("methods", {}).items():
@@ -534,7 +535,7 @@ def chip_labels(ws: Workspace) -> str | None:
 def _patch_ndvi(root: str, stamp: str, patch: int):
     import numpy as np
 
-    from clay_explore import views
+    from clay_explore.viz import views
 
     ws = Workspace.open(root)
     n = ws.n_chips()
@@ -549,7 +550,7 @@ def projection_colours(ws: Workspace, table, color: str):
     """The projection table with a 'value' (NDVI) or 'label' column for the chosen colouring."""
     import numpy as np
 
-    from clay_explore import views
+    from clay_explore.viz import views
 
     table = table.copy()
     if color == "NDVI":
@@ -574,7 +575,7 @@ def projection_colours(ws: Workspace, table, color: str):
 def grid_side(ws: Workspace) -> int:
     """Patch grid side of the stored tokens."""
     try:
-        from clay_explore.workspace import EMBEDDINGS_ZARR
+        from clay_explore.core.workspace import EMBEDDINGS_ZARR
 
         return int(ws.open_array(EMBEDDINGS_ZARR, "patches").shape[1])
     except StageMissingError:

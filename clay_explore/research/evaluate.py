@@ -22,21 +22,13 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from clay_explore.aggregate import build_aggregator
-from clay_explore.embed import (
-    Cancel,
-    Progress,
-    ProgressFn,
-    chip_meta,
-    embeddings_info,
-    is_cancelled,
-    model_for_workspace,
-    model_honesty,
-    waves_of,
-)
-from clay_explore.errors import CancelledError, StageMissingError
-from clay_explore.fit import FittedMethod, fitted_methods, is_stale, load_method, method_config, stream_batches
-from clay_explore.metrics import (
+from clay_explore.research.aggregate import build_aggregator
+from clay_explore.core.progress import Cancel, Progress, ProgressFn, is_cancelled
+from clay_explore.research.inputs import chip_meta, embeddings_info, waves_of
+from clay_explore.research.provenance import model_for_workspace, model_honesty
+from clay_explore.core.errors import CancelledError, StageMissingError
+from clay_explore.research.fit import FittedMethod, fitted_methods, is_stale, load_method, method_config, stream_batches
+from clay_explore.research.metrics import (
     DEFAULT_K,
     effective_k,
     knn_agreement,
@@ -45,9 +37,9 @@ from clay_explore.metrics import (
     pairwise_sq_dists,
     primary_labels,
 )
-from clay_explore.reconstruct import CLS_ONLY, FULL, chip_metrics, data_range_for, reconstruct_batch
-from clay_explore.vectors import embeddings_fingerprint, write_vectors
-from clay_explore.workspace import EVALUATION, Workspace
+from clay_explore.research.reconstruct import CLS_ONLY, FULL, chip_metrics, data_range_for, reconstruct_batch
+from clay_explore.research.vectors import embeddings_fingerprint, write_vectors
+from clay_explore.core.workspace import EVALUATION, Workspace
 
 STAGE = "evaluate"
 #: Per-token width of the full-token reference sketch (exact when D <= this).

@@ -51,7 +51,7 @@ def session_workspace(session_id: str) -> Path:
 
 def named_workspace(name: str) -> Path:
     """A shared workspace under the root by name; refuses names that could leave the root."""
-    from clay_explore.errors import WorkspaceError
+    from clay_explore.core.errors import WorkspaceError
 
     if not _SAFE_NAME.match(name or ""):
         raise WorkspaceError(

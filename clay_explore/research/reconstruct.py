@@ -22,12 +22,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from clay_explore.embed import chip_meta, model_for_workspace, model_honesty, waves_of
-from clay_explore.errors import WorkspaceError
-from clay_explore.metrics import image_metrics
+from clay_explore.research.inputs import chip_meta, waves_of
+from clay_explore.research.provenance import model_for_workspace, model_honesty
+from clay_explore.core.errors import WorkspaceError
+from clay_explore.research.metrics import image_metrics
 from clay_explore.model.mae import unpatchify
-from clay_explore.sensors import Sensor, denormalize, to_model_units
-from clay_explore.workspace import Workspace
+from clay_explore.core.sensors import Sensor, denormalize, to_model_units
+from clay_explore.core.workspace import Workspace
 
 FULL = "full"
 CLS_ONLY = "cls_only"
@@ -84,7 +85,7 @@ class ChipReconstructions:
 def reconstruct_batch(
     ws: Workspace, model: Any, batch: Any, methods: Sequence[Any], waves: Tensor, references: Sequence[str] = REFERENCES
 ) -> ChipReconstructions:
-    """Decode one batch (see :func:`clay_explore.fit.load_batch`) every way; model units out."""
+    """Decode one batch (see :func:`clay_explore.research.fit.load_batch`) every way; model units out."""
     sensor, bands, patch = ws.sensor, ws.bands, int(model.config.patch_size)
     grid = int(round(batch.patches.shape[1] ** 0.5))
     outputs: dict[str, Tensor] = {}
@@ -144,7 +145,7 @@ def reconstruct_chip(
     methods: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Every reconstruction of one chip: images (model units), metrics per panel and the honesty note."""
-    from clay_explore.fit import fitted_methods, load_batch, load_method
+    from clay_explore.research.fit import fitted_methods, load_batch, load_method
 
     ws = workspace if isinstance(workspace, Workspace) else Workspace.open(workspace)
     model = model_for_workspace(ws, checkpoint, model)
@@ -219,7 +220,7 @@ def write_comparison(
     """
     from PIL import Image, ImageDraw, ImageFont
 
-    from clay_explore.fit import fitted_methods, method_config
+    from clay_explore.research.fit import fitted_methods, method_config
 
     ws = workspace if isinstance(workspace, Workspace) else Workspace.open(workspace)
     methods = fitted_methods(ws)

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from clay_explore.aggregate.attention import AttentionPool, PerceiverPool
-from clay_explore.aggregate.base import META_DIM, Aggregator
-from clay_explore.aggregate.expander import Expander
-from clay_explore.aggregate.linear import LinearAggregator
-from clay_explore.aggregate.pooling import ClsToken, GeMPool, MaxPool, MeanPool
+from clay_explore.research.aggregate.attention import AttentionPool, PerceiverPool
+from clay_explore.research.aggregate.base import META_DIM, Aggregator
+from clay_explore.research.aggregate.expander import Expander
+from clay_explore.research.aggregate.linear import LinearAggregator
+from clay_explore.research.aggregate.pooling import ClsToken, GeMPool, MaxPool, MeanPool
 
 #: Every aggregator by name, in the order they are shown.
 AGGREGATORS: dict[str, type[Aggregator]] = {

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from clay_explore.aggregate.base import Aggregator, as_float
+from clay_explore.research.aggregate.base import Aggregator, as_float
 
 #: GeM exponent: p=1 is the mean, p -> inf approaches the max of |x| (Radenovic et al. use 3).
 GEM_P = 3.0

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from clay_explore.aggregate.base import META_DIM, Aggregator, as_float, default_heads, zero_linear
+from clay_explore.research.aggregate.base import META_DIM, Aggregator, as_float, default_heads, zero_linear
 
 #: Std of the learned query / seed initialisation (the usual ViT token init).
 QUERY_INIT_STD = 0.02

@@ -26,27 +26,13 @@ from einops import rearrange
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from clay_explore.aggregate import Aggregator, Expander, build_aggregator
-from clay_explore.embed import (
-    Cancel,
-    ChipMeta,
-    Progress,
-    ProgressFn,
-    batches_by_gsd,
-    chip_meta,
-    embeddings_info,
-    is_cancelled,
-    model_for_workspace,
-    model_honesty,
-    normalised_chips,
-    read_tokens,
-    waves_of,
-)
-from clay_explore.embed import (
-    STAGE as EMBED_STAGE,
-)
-from clay_explore.errors import CancelledError, StageMissingError, WorkspaceError
-from clay_explore.workspace import METHODS_DIR, Workspace, atomic_path
+from clay_explore.research.aggregate import Aggregator, Expander, build_aggregator
+from clay_explore.core.progress import Cancel, Progress, ProgressFn, is_cancelled
+from clay_explore.research.inputs import ChipMeta, batches_by_gsd, chip_meta, embeddings_info, normalised_chips, read_tokens, waves_of
+from clay_explore.research.provenance import model_for_workspace, model_honesty
+from clay_explore.research.embed import STAGE as EMBED_STAGE
+from clay_explore.core.errors import CancelledError, StageMissingError, WorkspaceError
+from clay_explore.core.workspace import METHODS_DIR, Workspace, atomic_path
 
 WEIGHTS_FILE = "weights.safetensors"
 CONFIG_FILE = "config.json"
@@ -268,7 +254,7 @@ def is_stale(ws: Workspace, method: str) -> bool:
 
 def fitted_methods(ws: Workspace, *, include_stale: bool = False) -> list[str]:
     """Names of the methods with saved weights (fitted on the current embeddings), in registry order."""
-    from clay_explore.aggregate import METHODS
+    from clay_explore.research.aggregate import METHODS
 
     root = ws.path(METHODS_DIR)
     present = (
@@ -371,7 +357,7 @@ def fit_method(
     finished epoch with the same result as an uninterrupted run. An interrupted fit never replaces
     a complete one; when there is none, the best finished epoch is saved with status 'cancelled'.
     """
-    from clay_explore.aggregate import METHODS
+    from clay_explore.research.aggregate import METHODS
 
     if method not in METHODS:
         raise ValueError(f"Unknown aggregation method '{method}'. Choose one of: {', '.join(METHODS)}.")

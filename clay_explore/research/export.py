@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from clay_explore.errors import ClayExploreError, StageMissingError
-from clay_explore.workspace import EMBEDDINGS_ZARR, Workspace, atomic_path
+from clay_explore.core.errors import ClayExploreError, StageMissingError
+from clay_explore.core.workspace import EMBEDDINGS_ZARR, Workspace, atomic_path
 
 IMAGE_FILE = "image_embeddings.parquet"
 PATCH_ZARR = "patch_embeddings.zarr"
@@ -45,7 +45,7 @@ def export_image_embeddings(ws: Workspace, out: str | Path, methods: Sequence[st
     """GeoParquet of the chip table plus ``emb_<method>`` list columns for every image embedding."""
     import pyarrow as pa
 
-    from clay_explore.similar import method_vectors
+    from clay_explore.research.similar import method_vectors
 
     vecs = method_vectors(ws, methods)
     table = _table_without_index(ws)
@@ -174,10 +174,10 @@ def export_reconstructions(
 ) -> list[Path]:
     """The research stage's side-by-side PNG (original, full tokens, each method) for each chip."""
     try:
-        from clay_explore import reconstruct as rec
-        from clay_explore.embed import model_for_workspace
+        from clay_explore.research import reconstruct as rec
+        from clay_explore.research.provenance import model_for_workspace
     except ModuleNotFoundError as err:
-        raise StageMissingError("Reconstructions are not available in this install (clay_explore.reconstruct).") from err
+        raise StageMissingError("Reconstructions are not available in this install (clay_explore.research.reconstruct).") from err
     model = model_for_workspace(ws, checkpoint, model)  # loaded once, checked against the embeddings
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from clay_explore.errors import StageMissingError
-from clay_explore.views import chip_status_colors
-from clay_explore.workspace import EMBEDDINGS_ZARR, Workspace
+from clay_explore.core.errors import StageMissingError
+from clay_explore.viz.views import chip_status_colors
+from clay_explore.core.workspace import EMBEDDINGS_ZARR, Workspace
 
 DEFAULT_CENTER = (37.67, -75.62)  # the demo scene, Virginia's Eastern Shore
 DEFAULT_ZOOM = 10

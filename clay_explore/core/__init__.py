@@ -1,0 +1,1 @@
+"""Infrastructure every stage shares: the workspace on disk, the sensor registry, errors, progress."""

@@ -1,0 +1,1 @@
+"""The research core: embed, fit, evaluate, reconstruct, vectors, projections, similarity, export."""

@@ -1,0 +1,1 @@
+"""Display without Streamlit: colours, RGB rendering, thumbnails, plotly figures and folium maps."""
