@@ -23,7 +23,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_SAMPLE = REPO.parent / "shared" / "data" / "samples" / "sentinel2" / "s2l2a_T29RKH_20200219_100m_10band.tif"
-BENCH_RES = 10.0      # metres; the tiled scene is put on a 10 m grid so it stays in one UTM zone
+BENCH_RES = 10.0  # metres; the tiled scene is put on a 10 m grid so it stays in one UTM zone
 BLOCK = 512
 
 
@@ -42,10 +42,20 @@ def build_scene(sample: Path, size: int, out: Path) -> Path:
         x0, y0 = src.transform.c, src.transform.f
     c, th, tw = tile.shape
     # one period of mirrored tiles, so neighbours match at the seams
-    period = np.concatenate([np.concatenate([tile, tile[:, :, ::-1]], 2),
-                             np.concatenate([tile[:, ::-1], tile[:, ::-1, ::-1]], 2)], 1)  # [C, 2h, 2w]
-    prof.update(driver="GTiff", width=size, height=size, tiled=True, blockxsize=BLOCK, blockysize=BLOCK,
-                compress="deflate", transform=from_origin(x0, y0, BENCH_RES, BENCH_RES), BIGTIFF="IF_SAFER")
+    period = np.concatenate(
+        [np.concatenate([tile, tile[:, :, ::-1]], 2), np.concatenate([tile[:, ::-1], tile[:, ::-1, ::-1]], 2)], 1
+    )  # [C, 2h, 2w]
+    prof.update(
+        driver="GTiff",
+        width=size,
+        height=size,
+        tiled=True,
+        blockxsize=BLOCK,
+        blockysize=BLOCK,
+        compress="deflate",
+        transform=from_origin(x0, y0, BENCH_RES, BENCH_RES),
+        BIGTIFF="IF_SAFER",
+    )
     tmp = out.with_suffix(".tmp.tif")
     reps = (size // tw) // 2 + 2
     with rasterio.open(tmp, "w", **prof) as dst:
@@ -85,16 +95,36 @@ def worker(args: argparse.Namespace) -> None:
         from clay_explore.imagery.stac import fetch_stac
 
         bbox = json.loads(args.bbox)
-        rec = fetch_stac(bbox, "2000-01-01", "2030-12-31", args.workspace, stac_url=args.path, chip_size=args.chip,
-                         max_area_km=1000, max_cloud=100, epsg=args.epsg, timeout=30, retries=2)
+        rec = fetch_stac(
+            bbox,
+            "2000-01-01",
+            "2030-12-31",
+            args.workspace,
+            stac_url=args.path,
+            chip_size=args.chip,
+            max_area_km=1000,
+            max_cloud=100,
+            epsg=args.epsg,
+            timeout=30,
+            retries=2,
+        )
     dt = time.perf_counter() - t0
     peak_mb = _peak_rss_mb()
-    print(json.dumps({"chips": rec["chips"], "seconds": round(dt, 2), "chips_per_s": round(rec["chips"] / dt, 1),
-                      "peak_rss_mb": round(peak_mb, 1)}))
+    print(
+        json.dumps(
+            {
+                "chips": rec["chips"],
+                "seconds": round(dt, 2),
+                "chips_per_s": round(rec["chips"] / dt, 1),
+                "peak_rss_mb": round(peak_mb, 1),
+            }
+        )
+    )
 
 
-def _run_worker(mode: str, path: str, ws: Path, chip: int, bbox: list[float] | None = None,
-                epsg: int | None = None) -> dict:
+def _run_worker(
+    mode: str, path: str, ws: Path, chip: int, bbox: list[float] | None = None, epsg: int | None = None
+) -> dict:
     cmd = [sys.executable, __file__, "--worker", mode, "--path", path, "--workspace", str(ws), "--chip", str(chip)]
     if bbox:
         cmd += ["--bbox", json.dumps(bbox), "--epsg", str(epsg)]
@@ -145,10 +175,15 @@ def main() -> None:
             if not scene.exists():
                 t = time.perf_counter()
                 build_scene(args.sample, size, scene)
-                print(f"  built {scene.name} ({scene.stat().st_size / 2**20:.0f} MiB) in {time.perf_counter() - t:.0f} s")
+                print(
+                    f"  built {scene.name} ({scene.stat().st_size / 2**20:.0f} MiB) in {time.perf_counter() - t:.0f} s"
+                )
             res = _run_worker("local", str(scene), root / f"ws_local_{size}", args.chip)
-            print(f"{'local':6} {f'{size}x{size}':>11} {res['chips']:>6} {res['seconds']:>8} {res['chips_per_s']:>8} "
-                  f"{res['peak_rss_mb']:>12}", flush=True)
+            print(
+                f"{'local':6} {f'{size}x{size}':>11} {res['chips']:>6} {res['seconds']:>8} {res['chips_per_s']:>8} "
+                f"{res['peak_rss_mb']:>12}",
+                flush=True,
+            )
             if args.skip_stac:
                 continue
             srv = start_stac_server(folder.parent, workdir=root / f"assets_{size}")
@@ -157,8 +192,11 @@ def main() -> None:
                 res = _run_worker("stac", srv.url, root / f"ws_stac_{size}", args.chip, bbox, epsg)
             finally:
                 srv.stop()
-            print(f"{'stac':6} {f'{size}x{size}':>11} {res['chips']:>6} {res['seconds']:>8} {res['chips_per_s']:>8} "
-                  f"{res['peak_rss_mb']:>12}", flush=True)
+            print(
+                f"{'stac':6} {f'{size}x{size}':>11} {res['chips']:>6} {res['seconds']:>8} {res['chips_per_s']:>8} "
+                f"{res['peak_rss_mb']:>12}",
+                flush=True,
+            )
     finally:
         if args.keep is None:
             shutil.rmtree(root, ignore_errors=True)

@@ -36,7 +36,10 @@ def write_checkpoint(path: Path) -> int:
         sd[f"model.teacher.blocks.{i}.weight"] = torch.empty(TEACHER_BLOCK).normal_()
     sd["model.proj.weight"] = torch.randn(1024, 1024)
     ckpt = {
-        "epoch": 1, "global_step": 10, "pytorch-lightning_version": "2.6.6", "state_dict": sd,
+        "epoch": 1,
+        "global_step": 10,
+        "pytorch-lightning_version": "2.6.6",
+        "state_dict": sd,
         "hyper_parameters": {"model_size": "large", "mask_ratio": 0.75, "shuffle": True, "patch_size": 8},
         "optimizer_states": [{"state": {}, "param_groups": [{"lr": 5e-6}]}],
     }
@@ -79,15 +82,21 @@ def main() -> None:
         meta.write_text(json.dumps({"weight_bytes": weight_bytes}))
         print(f"wrote {path} ({path.stat().st_size / 2**30:.2f} GiB) in {time.perf_counter() - t0:.0f} s")
     weight_bytes = json.loads(meta.read_text())["weight_bytes"]
-    res = json.loads(subprocess.run([sys.executable, "-c", CHILD, str(path)], capture_output=True, text=True,
-                                    check=True).stdout)
+    res = json.loads(
+        subprocess.run([sys.executable, "-c", CHILD, str(path)], capture_output=True, text=True, check=True).stdout
+    )
     gib = 2**30
     print(f"checkpoint file         {path.stat().st_size / gib:6.2f} GiB (encoder+decoder+teacher+proj)")
     print(f"encoder+decoder weights {weight_bytes / gib:6.2f} GiB")
     print(f"peak RSS before load    {res['base'] / gib:6.2f} GiB (python + torch)")
-    print(f"peak RSS after load     {res['after_load'] / gib:6.2f} GiB = {res['after_load'] / weight_bytes:.2f}x weights"
-          f"  (load {res['load_s']:.1f} s)")
-    print(f"peak RSS after 1 encode {res['after_encode'] / gib:6.2f} GiB = {res['after_encode'] / weight_bytes:.2f}x weights")
+    print(
+        f"peak RSS after load     {res['after_load'] / gib:6.2f} GiB = {res['after_load'] / weight_bytes:.2f}x weights"
+        f"  (load {res['load_s']:.1f} s)"
+    )
+    print(
+        f"peak RSS after 1 encode {res['after_encode'] / gib:6.2f} GiB = "
+        f"{res['after_encode'] / weight_bytes:.2f}x weights"
+    )
 
 
 if __name__ == "__main__":

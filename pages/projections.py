@@ -1,4 +1,4 @@
-"""Streamlit page shim: the projections page lives in clay_explore/app/pages/projections.py (installed with the package)."""
+"""Streamlit page shim: the projections page lives in clay_explore/app/pages/projections.py."""
 
 from clay_explore.app.pages import run_page
 

@@ -1,4 +1,4 @@
-"""Streamlit page shim: the reconstructions page lives in clay_explore/app/pages/reconstructions.py (installed with the package)."""
+"""Streamlit page shim: the reconstructions page lives in clay_explore/app/pages/reconstructions.py."""
 
 from clay_explore.app.pages import run_page
 

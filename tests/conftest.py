@@ -42,9 +42,19 @@ def samples_dir() -> Path:
     return _need(SAMPLES_DIR)
 
 
-#: The parity fixture's architecture (CLAY_FACTS.md section 8), used for the generated stand-in.
-TINY_DIMS = dict(dim=64, depth=2, heads=2, dim_head=32, mlp_ratio=2,
-                 decoder_dim=32, decoder_depth=1, decoder_heads=2, decoder_dim_head=16, decoder_mlp_ratio=2)
+#: The parity fixture's architecture (the clay_parity_s2 fixture of ../shared), used for the generated stand-in.
+TINY_DIMS = dict(
+    dim=64,
+    depth=2,
+    heads=2,
+    dim_head=32,
+    mlp_ratio=2,
+    decoder_dim=32,
+    decoder_depth=1,
+    decoder_heads=2,
+    decoder_dim_head=16,
+    decoder_mlp_ratio=2,
+)
 
 
 def write_random_checkpoint(path: Path, seed: int = 0) -> Path:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from clay_explore.cli.device_options import DEVICE
+
 
 def register(group: click.Group) -> None:
     group.add_command(model)
@@ -25,17 +27,27 @@ def download(force: bool) -> None:
 
 
 @model.command()
-@click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
-              help="Checkpoint file (default: CLAY_CHECKPOINT, else the HF cache / download).")
+@click.option(
+    "--checkpoint",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Checkpoint file (default: CLAY_CHECKPOINT, else the HF cache / download).",
+)
+@DEVICE
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def info(checkpoint: str | None, as_json: bool) -> None:
-    """Preset, parameter counts, sha256 and supported bands of a checkpoint."""
+def info(checkpoint: str | None, device: str | None, as_json: bool) -> None:
+    """Preset, parameter counts, sha256 and supported bands of a checkpoint; the device and its fast path."""
     from clay_explore.cli.main import echo_json
     from clay_explore.model import load_model, resolve_checkpoint
+    from clay_explore.model.device import device_label, model_device
+    from clay_explore.model.fastpath import preview
     from clay_explore.model.info import model_info
 
     path = resolve_checkpoint(checkpoint)
-    facts = model_info(load_model(path), path)
+    loaded = load_model(path, device=device)
+    facts = model_info(loaded, path)
+    facts["device"] = device_label(model_device(loaded))
+    facts["fast_path"] = preview(model_device(loaded))  # what --fast would choose on this device, and why
     if as_json:
         echo_json(facts)
         return
@@ -43,5 +55,9 @@ def info(checkpoint: str | None, as_json: bool) -> None:
     click.echo(f"checkpoint  {facts['checkpoint']}\nsha256      {facts['sha256']}\npreset      {facts['preset']}")
     click.echo(f"parameters  encoder {p['encoder']:,}  decoder {p['decoder']:,}  total {p['total']:,}")
     click.echo(f"bands       {facts['bands_supported']}; sensors: {', '.join(facts['sensors'])}")
+    click.echo(
+        f"device      {facts['device']}; --fast here: {facts['fast_path']['precision']} "
+        f"({facts['fast_path']['reason']})"
+    )
     if facts["notice"]:
         click.echo(facts["notice"])

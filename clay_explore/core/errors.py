@@ -15,6 +15,10 @@ class CheckpointError(ClayExploreError):
     """A checkpoint is missing, truncated, corrupt, unsafe or of the wrong layout."""
 
 
+class DeviceError(ClayExploreError, ValueError):
+    """A torch device that is not on this machine, or work that does not fit in its memory."""
+
+
 class ModelInputError(ClayExploreError, ValueError):
     """Inputs the model cannot take (chip size, band count, metadata shapes)."""
 
@@ -48,6 +52,18 @@ class WorkspaceError(ClayExploreError):
 
 class StageMissingError(WorkspaceError):
     """A stage this step reads has not been run yet."""
+
+
+class WorkspaceBusyError(WorkspaceError):
+    """Another process (or job) is writing the workspace; ``holder`` says who (core.lock.Holder)."""
+
+    def __init__(self, message: str, holder: object = None):
+        super().__init__(message)
+        self.holder = holder
+
+
+class FilesystemError(WorkspaceError):
+    """The filesystem refused a write or read: permission, not a folder, disk full (core.fs)."""
 
 
 class CancelledError(ClayExploreError):

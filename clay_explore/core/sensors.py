@@ -1,16 +1,16 @@
 """Sensor registry (bands, wavelengths, normalisation) and Clay's metadata encodings.
 
 The registry is data (``data/sensors.yaml``); this module only reads it and answers questions
-about it. ``encode_time`` / ``encode_latlon`` follow CLAY_FACTS.md section 4 exactly.
+about it. ``encode_time`` / ``encode_latlon`` follow docs/model.md (Inputs) exactly.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from functools import lru_cache
-from typing import Iterable, Sequence
 
 import numpy as np
 import yaml
@@ -58,15 +58,14 @@ class Sensor:
         found = self.find(name)
         if found is not None:
             return found
-        raise SensorError(
-            f"Sensor '{self.name}' has no band '{name}'. Its bands are: {', '.join(self.band_names)}."
-        )
+        raise SensorError(f"Sensor '{self.name}' has no band '{name}'. Its bands are: {', '.join(self.band_names)}.")
 
     def find(self, name: str | None) -> Band | None:
         """The band called ``name`` (or one of its aliases), None when there is none: for guessing from labels."""
         key = (name or "").lower()
-        return next((b for b in self.bands if key and (b.name.lower() == key or key in (a.lower() for a in b.aliases))),
-                    None)
+        return next(
+            (b for b in self.bands if key and (b.name.lower() == key or key in (a.lower() for a in b.aliases))), None
+        )
 
     def resolve_bands(self, names: Iterable[str] | None = None) -> list[Band]:
         """Bands for ``names`` (canonical names or aliases) in the given order; all when None."""
@@ -176,7 +175,7 @@ def encode_time(when: datetime | date | str | None) -> np.ndarray:
         when = datetime.fromisoformat(when.replace("Z", "+00:00"))
     if isinstance(when, datetime):
         if when.tzinfo is not None:
-            when = when.astimezone(timezone.utc)
+            when = when.astimezone(UTC)
         hour = when.hour
     else:
         hour = 0

@@ -22,14 +22,17 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
 from clay_explore.core.errors import StageMissingError, WorkspaceError
+from clay_explore.core.lock import LOCK_FILES
+from clay_explore.core.manifest import validate_manifest
 from clay_explore.core.sensors import Sensor, get_sensor
 
 SCHEMA_VERSION = 1
@@ -44,22 +47,24 @@ EVALUATION = "evaluation.json"
 
 #: Columns every chip table has (GeoParquet, geometry in EPSG:4326).
 CHIP_COLUMNS = (
-    "chip_id",         # str, unique, stable across re-runs
-    "geometry",        # footprint polygon, EPSG:4326
-    "crs",             # native CRS as "EPSG:xxxx" or WKT
-    "transform",       # 6 affine numbers (a, b, c, d, e, f) of the chip in its native CRS
-    "row", "col",      # chip position in the source grid (pixels of the top-left corner)
-    "lat", "lon",      # centre, degrees
-    "datetime",        # acquisition time, UTC, or null when unknown
-    "gsd",             # metres
+    "chip_id",  # str, unique, stable across re-runs
+    "geometry",  # footprint polygon, EPSG:4326
+    "crs",  # native CRS as "EPSG:xxxx" or WKT
+    "transform",  # 6 affine numbers (a, b, c, d, e, f) of the chip in its native CRS
+    "row",
+    "col",  # chip position in the source grid (pixels of the top-left corner)
+    "lat",
+    "lon",  # centre, degrees
+    "datetime",  # acquisition time, UTC, or null when unknown
+    "gsd",  # metres
     "valid_fraction",  # share of pixels with data in every band
     "cloud_fraction",  # share of valid pixels flagged cloud/shadow, null when unknown
-    "source",          # STAC item id or file path
+    "source",  # STAC item id or file path
 )
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -127,7 +132,7 @@ class Workspace:
         chip_size: int,
         source: dict[str, Any],
         settings: dict[str, Any] | None = None,
-    ) -> "Workspace":
+    ) -> Workspace:
         """Create a workspace, or reopen it when it already holds the same sensor/bands/chip size.
 
         Reopening lets an interrupted stage resume; a different set-up is refused so nothing
@@ -147,7 +152,7 @@ class Workspace:
                     "Choose a new --workspace folder."
                 )
             ws._clear_chipping()  # an attempt that kept no chip (e.g. all nodata): start again with the new set-up
-        if root.exists() and any(root.iterdir()):
+        if root.exists() and any(p.name not in LOCK_FILES for p in root.iterdir()):
             raise WorkspaceError(f"{root} exists and is not an empty folder or a workspace. Choose another folder.")
         manifest = {
             "schema_version": SCHEMA_VERSION,
@@ -183,7 +188,7 @@ class Workspace:
             self.path(name).unlink(missing_ok=True)
 
     @classmethod
-    def open(cls, root: str | Path) -> "Workspace":
+    def open(cls, root: str | Path) -> Workspace:
         """Open an existing workspace; a clear error when it is none or of an unknown schema."""
         root = Path(root)
         path = root / MANIFEST
@@ -196,6 +201,8 @@ class Workspace:
             manifest = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as err:
             raise WorkspaceError(f"{path} is unreadable ({err}). Restore it or start a new workspace.") from err
+        if not isinstance(manifest, dict):
+            validate_manifest(manifest, path)  # raises: not an object
         version = manifest.get("schema_version")
         if version is None or not isinstance(version, int):
             raise WorkspaceError(f"{path} has no schema_version; it was not written by clay-explore.")
@@ -204,8 +211,13 @@ class Workspace:
                 f"Workspace {root} uses schema {version}, newer than this clay-explore ({SCHEMA_VERSION}). "
                 "Upgrade clay-explore to open it."
             )
-        manifest = _migrate(manifest)
+        manifest = validate_manifest(_migrate(manifest), path)
         return cls(root, manifest)
+
+    def reload(self) -> None:
+        """Re-read the manifest from disk (another writer may have changed it since this was opened)."""
+        if self.path(MANIFEST).exists():
+            self.manifest = Workspace.open(self.root).manifest
 
     # ------------------------------------------------------------------ manifest
     def save(self) -> None:
@@ -242,13 +254,44 @@ class Workspace:
 
     # ------------------------------------------------------------------ stages
     def stage(self, name: str) -> dict[str, Any] | None:
-        """The record of stage ``name`` (``status`` is 'complete' or 'partial'), or None."""
-        return self.manifest.get("stages", {}).get(name)
+        """The record of stage ``name`` (``status`` is 'complete' or 'partial'), or None.
+
+        A stage recorded complete whose data folder has gone (e.g. chips.zarr deleted) reads as
+        'partial' with ``missing`` listing what is gone, so readers ask for it to be run again.
+        """
+        rec = self.manifest.get("stages", {}).get(name)
+        if rec is None:
+            return None
+        missing = self.missing_data(name, rec)
+        if missing and rec.get("status") == "complete":
+            return {**rec, "status": "partial", "missing": missing}
+        return rec
+
+    def missing_data(self, name: str, rec: dict[str, Any] | None = None) -> list[str]:
+        """The files/folders stage ``name`` keeps its data in that are absent (see core.verify.STAGE_DATA)."""
+        from clay_explore.core.verify import required_paths
+
+        rec = rec if rec is not None else self.manifest.get("stages", {}).get(name)
+        return [p for p in required_paths(name, rec or {}) if not self.path(p).exists()]
 
     def set_stage(self, name: str, *, status: str = "complete", **info: Any) -> None:
         """Record a stage's status and facts (counts, settings, checkpoint) and save the manifest."""
         if status not in ("complete", "partial"):
             raise ValueError(f"status must be 'complete' or 'partial', not {status!r}")
+        info = {k: v for k, v in info.items() if k not in ("missing", "problem")}  # facts of a read, not of this run
+        if status == "complete":  # only after the data are complete and checked (core.verify)
+            from clay_explore.core.verify import verify_stage
+
+            try:
+                verify_stage(self, name, info)
+            except WorkspaceError as err:  # recorded as unfinished, whatever the record said before
+                stages = self.manifest.setdefault("stages", {})
+                stages[name] = {**info, "status": "partial", "updated": _now(), "problem": str(err)}
+                for other, rec in stages.items():  # stages made from unfinished chips are unfinished too
+                    if name == "chips" and other != name and rec.get("status") == "complete":
+                        stages[other] = {**rec, "status": "partial", "stale": "the chips failed their check"}
+                self.save()
+                raise
         self.manifest.setdefault("stages", {})[name] = {"status": status, "updated": _now(), **info}
         self.save()
 
@@ -342,6 +385,36 @@ class Workspace:
         done.update(int(r) for r in rows)
         atomic_write_json(p, {"done": sorted(done)})
 
+    def unmark_done(self, store: str, name: str, rows: Iterable[int]) -> None:
+        """Take rows off the done-list (their data were found missing), so the next run redoes them."""
+        p = self._done_path(store, name)
+        if p.exists():
+            done = set(json.loads(p.read_text()).get("done", [])) - {int(r) for r in rows}
+            atomic_write_json(p, {"done": sorted(done)})
+
+    def forget_lost_chips(self) -> bool:
+        """When the chips' data are gone (chips.zarr or chips.parquet deleted), forget the chips stage.
+
+        Removes what is left of it (arrays, table, progress log, done-lists) and marks later stages
+        partial, so the same fetch/ingest command rebuilds the chips instead of saying they are
+        complete. Returns True when something was forgotten. Call under the writer lock.
+        """
+        import shutil
+
+        rec = self.manifest.get("stages", {}).get("chips")
+        if rec is None or not self.missing_data("chips", rec):
+            return False
+        shutil.rmtree(self.path(CHIPS_ZARR), ignore_errors=True)
+        for p in [self.path(CHIP_TABLE), self.path(CHIPS_PROGRESS), *self.root.glob(f"{CHIPS_ZARR}.*.done.json")]:
+            p.unlink(missing_ok=True)
+        stages = self.manifest.setdefault("stages", {})
+        stages.pop("chips", None)
+        for name, other in list(stages.items()):
+            if other.get("status") == "complete":
+                stages[name] = {**other, "status": "partial", "stale": "the chips were rebuilt; run this stage again"}
+        self.save()
+        return True
+
     def clear_done(self, store: str, name: str) -> None:
         """Forget which rows are finished (the array is being rewritten)."""
         self._done_path(store, name).unlink(missing_ok=True)
@@ -403,7 +476,7 @@ class Workspace:
             "source": self.manifest.get("source", {}),
             "sources": self.sources,
             "created": self.manifest.get("created"),
-            "stages": self.manifest.get("stages", {}),
+            "stages": {name: self.stage(name) for name in self.manifest.get("stages", {})},
         }
 
 

@@ -6,12 +6,12 @@ Every failure is an :class:`~clay_explore.core.errors.AreaError` whose message s
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
+from clay_explore.core.defaults import DEFAULT_MAX_KM
 from clay_explore.core.errors import AreaError
 
-DEFAULT_MAX_KM = 30.0  # default cap on each side of the area, kilometres
 UTM_ZONE_WIDTH_DEG = 6.0
 EARTH_RADIUS_KM = 6371.0088
 MAX_UTM_LAT = 84.0  # UTM is defined from 80 S to 84 N
@@ -92,9 +92,7 @@ def validate_bbox(
             f"WEST SOUTH EAST NORTH, e.g. --bbox {east:g} {min(south, north):g} {west:g} {max(south, north):g}."
         )
     if west == east or south >= north:
-        raise AreaError(
-            f"Invalid bbox {bbox!r}: it has no area. Give WEST < EAST and SOUTH < NORTH."
-        )
+        raise AreaError(f"Invalid bbox {bbox!r}: it has no area. Give WEST < EAST and SOUTH < NORTH.")
     width, height = side_lengths_km(west, south, east, north)
     if width > max_km or height > max_km:
         raise AreaError(

@@ -15,8 +15,8 @@ Anything else is a band-count mismatch with a message naming the fix.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from clay_explore.core.errors import ImageryError
 from clay_explore.core.sensors import Sensor, get_sensor, sensor_names
@@ -27,15 +27,40 @@ SKIP = ("-", "_", "skip", "none")
 NATIVE_LAYOUTS: dict[str, dict[int, tuple[str | None, ...]]] = {
     "sentinel-2-l2a": {
         # L1C: B01..B12 with B8A after B08 and B10 present
-        13: (None, "blue", "green", "red", "rededge1", "rededge2", "rededge3", "nir", "nir08", None, None,
-             "swir16", "swir22"),
+        13: (
+            None,
+            "blue",
+            "green",
+            "red",
+            "rededge1",
+            "rededge2",
+            "rededge3",
+            "nir",
+            "nir08",
+            None,
+            None,
+            "swir16",
+            "swir22",
+        ),
         # L2A: the same without B10
-        12: (None, "blue", "green", "red", "rededge1", "rededge2", "rededge3", "nir", "nir08", None,
-             "swir16", "swir22"),
+        12: (
+            None,
+            "blue",
+            "green",
+            "red",
+            "rededge1",
+            "rededge2",
+            "rededge3",
+            "nir",
+            "nir08",
+            None,
+            "swir16",
+            "swir22",
+        ),
     },
     "landsat-c2l2-sr": {
         7: (None, "blue", "green", "red", "nir08", "swir16", "swir22"),  # SR_B1..SR_B7
-        6: ("blue", "green", "red", "nir08", "swir16", "swir22"),        # SR_B2..SR_B7
+        6: ("blue", "green", "red", "nir08", "swir16", "swir22"),  # SR_B2..SR_B7
     },
     "planetscope-sr": {
         4: ("blue", "green", "red", "nir"),  # PSScene 4-band analytic SR (B, G, R, NIR)
@@ -53,9 +78,9 @@ NATIVE_LAYOUTS: dict[str, dict[int, tuple[str | None, ...]]] = {
 class BandMap:
     """File band indexes (1-based, rasterio style) for each chosen sensor band, in registry order."""
 
-    names: tuple[str, ...]      # canonical sensor band names, registry order
-    indexes: tuple[int, ...]    # 1-based file band index of each name
-    how: str                    # how the mapping was found (shown to the user)
+    names: tuple[str, ...]  # canonical sensor band names, registry order
+    indexes: tuple[int, ...]  # 1-based file band index of each name
+    how: str  # how the mapping was found (shown to the user)
 
 
 def band_name(sensor: Sensor, label: str | None) -> str | None:
@@ -166,10 +191,16 @@ def resolve_band_map(
     if count == len(sensor.bands):
         return _finish(sensor, sensor.band_names, f"{sensor.name} registry order", select)
     labelled = [d for d in descriptions if d] if descriptions else []
-    what = (f"its band labels ({_preview(labelled)}) name no {sensor.name} band{_looks_like(sensor, labelled)}"
-            if labelled else "the file's bands are not labelled")
-    example = ",".join(f"<band{i}>" for i in range(1, count + 1)) if count < len(sensor.bands) else ",".join(
-        sensor.band_names + ["-"] * (count - len(sensor.bands)))
+    what = (
+        f"its band labels ({_preview(labelled)}) name no {sensor.name} band{_looks_like(sensor, labelled)}"
+        if labelled
+        else "the file's bands are not labelled"
+    )
+    example = (
+        ",".join(f"<band{i}>" for i in range(1, count + 1))
+        if count < len(sensor.bands)
+        else ",".join(sensor.band_names + ["-"] * (count - len(sensor.bands)))
+    )
     raise ImageryError(
         f"The file has {count} bands but sensor {sensor.name} has {len(sensor.bands)} "
         f"({', '.join(sensor.band_names)}) and {what}. Check --sensor, or name each file band in file order "
@@ -184,8 +215,11 @@ def _preview(labels: Sequence[str | None], n: int = 4) -> str:
 
 def _other_matches(sensor: Sensor, labels: Sequence[str | None]) -> dict[str, list[str | None]]:
     """For every other registry sensor, the band each label names (None where it names none)."""
-    return {name: _from_labels(get_sensor(name), labels) or [None] * len(labels)
-            for name in sensor_names() if name != sensor.name}
+    return {
+        name: _from_labels(get_sensor(name), labels) or [None] * len(labels)
+        for name in sensor_names()
+        if name != sensor.name
+    }
 
 
 def _names_all(sensor: Sensor, labels: Sequence[str | None]) -> str | None:

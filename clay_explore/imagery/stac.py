@@ -16,21 +16,32 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
+from clay_explore.core.defaults import (
+    DEFAULT_CHIP_SIZE,
+    DEFAULT_COLLECTION,
+    DEFAULT_MAX_CHIP_CLOUD,
+    DEFAULT_MAX_CLOUD,
+    DEFAULT_MAX_KM,
+    DEFAULT_MIN_VALID,
+    DEFAULT_RETRIES,
+    DEFAULT_TIMEOUT_S,
+)
 from clay_explore.core.errors import ImageryError, NetworkError, NoScenesError, SensorError
-from clay_explore.imagery.aoi import AOI, DEFAULT_MAX_KM, validate_bbox
+from clay_explore.core.lock import writes_workspace
+from clay_explore.core.progress import Cancel, ProgressFn
+from clay_explore.core.sensors import Sensor, get_sensor
+from clay_explore.imagery.aoi import AOI, validate_bbox
 from clay_explore.imagery.bands import band_name
 from clay_explore.imagery.chipping import (
-    DEFAULT_CHIP_SIZE,
-    DEFAULT_MAX_CHIP_CLOUD,
-    DEFAULT_MIN_VALID,
     ChipSettings,
     WindowData,
     band_scale,
@@ -38,27 +49,23 @@ from clay_explore.imagery.chipping import (
 )
 from clay_explore.imagery.dn import S2_OFFSET_BASELINE, S2_OFFSET_DN, S2_SENSOR, mask_zero_fill, zero_fill_is_nodata
 from clay_explore.imagery.net import (
-    DEFAULT_RETRIES,
-    DEFAULT_TIMEOUT_S,
     RETRY_STATUS,
     NetPolicy,
     PlanetarySigner,
+    check_web_url,
     is_planetary,
     with_retries,
 )
-from clay_explore.core.sensors import Sensor, get_sensor
 
 EARTH_SEARCH_URL = "https://earth-search.aws.element84.com/v1"
 PLANETARY_COMPUTER_URL = "https://planetarycomputer.microsoft.com/api/stac/v1"
-DEFAULT_COLLECTION = "sentinel-2-l2a"
-DEFAULT_MAX_CLOUD = 20.0      # percent, scene level
-MAX_ITEMS = 500               # search results considered
-COVER_TARGET = 0.999          # share of the area the chosen scenes must cover
-MAX_SCENES = 6                # most scenes mosaicked into one area
-SCL_NODATA = (0, 1)           # no data, saturated/defective
-SCL_CLOUD = (3, 8, 9, 10)     # cloud shadow, cloud medium/high probability, thin cirrus
+MAX_ITEMS = 500  # search results considered
+COVER_TARGET = 0.999  # share of the area the chosen scenes must cover
+MAX_SCENES = 6  # most scenes mosaicked into one area
+SCL_NODATA = (0, 1)  # no data, saturated/defective
+SCL_CLOUD = (3, 8, 9, 10)  # cloud shadow, cloud medium/high probability, thin cirrus
 SCL_KEYS = ("scl", "SCL")
-READ_THREADS = 8              # parallel HTTP range reads per window (bands are read concurrently)
+READ_THREADS = 8  # parallel HTTP range reads per window (bands are read concurrently)
 
 #: STAC collection -> registry sensor.
 COLLECTION_SENSORS = {
@@ -97,15 +104,23 @@ def sensor_for(collection: str, sensor: str | None = None) -> Sensor:
     return get_sensor(name)
 
 
-def open_client(url: str, policy: NetPolicy):
+def open_client(url: str, policy: NetPolicy) -> Any:
     """pystac-client Client with timeouts and bounded retries (connect, read, 429/5xx)."""
+    url = check_web_url(url)  # never a local path
     import pystac_client
     from pystac_client.stac_api_io import StacApiIO
     from urllib3.util.retry import Retry
 
-    retry = Retry(total=policy.retries, connect=policy.retries, read=policy.retries, status=policy.retries,
-                  backoff_factor=policy.backoff, status_forcelist=RETRY_STATUS,
-                  allowed_methods=None, raise_on_status=True)
+    retry = Retry(
+        total=policy.retries,
+        connect=policy.retries,
+        read=policy.retries,
+        status=policy.retries,
+        backoff_factor=policy.backoff,
+        status_forcelist=RETRY_STATUS,
+        allowed_methods=None,
+        raise_on_status=True,
+    )
     stac_io = StacApiIO(timeout=policy.timeout, max_retries=retry)
 
     def _open():
@@ -161,8 +176,9 @@ def search_scenes(
     when = f"{d0.isoformat()}T00:00:00Z/{d1.isoformat()}T23:59:59Z"
 
     def run(query: dict | None) -> list:
-        search = client.search(collections=[collection], bbox=list(aoi.bbox), datetime=when, query=query,
-                               max_items=MAX_ITEMS, limit=100)
+        search = client.search(
+            collections=[collection], bbox=list(aoi.bbox), datetime=when, query=query, max_items=MAX_ITEMS, limit=100
+        )
         return list(search.items())
 
     query = {"eo:cloud_cover": {"lte": float(max_cloud)}} if use_cloud else None
@@ -228,7 +244,7 @@ def select_cover(items: Sequence, aoi: AOI, *, max_scenes: int = MAX_SCENES) -> 
 
 
 # ----------------------------------------------------------------------------- assets
-def asset_bands(item, sensor: Sensor, bands: Sequence[str] | None = None) -> dict[str, tuple[str, str, int]]:
+def asset_bands(item: Any, sensor: Sensor, bands: Sequence[str] | None = None) -> dict[str, tuple[str, str, int]]:
     """{registry band: (odc-stac band name, asset key, 1-based band index)} for one item.
 
     Asset keys are matched to band names/aliases first (``blue``, ``B02``), then the assets'
@@ -265,21 +281,25 @@ def _unlabelled_multiband(item, sensor: Sensor) -> dict[str, tuple[str, str, int
     optional alpha band), in registry order: aerial RGB(A)/RGBN products are often catalogued so."""
     skip = {"thumbnail", "overview", "metadata", "visual"}
     n = len(sensor.bands)
-    candidates = [key for key, asset in item.assets.items()
-                  if not skip & set(asset.roles or []) and not asset.extra_fields.get("eo:bands")
-                  and len(asset.extra_fields.get("raster:bands") or []) in (n, n + 1)]
+    candidates = [
+        key
+        for key, asset in item.assets.items()
+        if not skip & set(asset.roles or [])
+        and not asset.extra_fields.get("eo:bands")
+        and len(asset.extra_fields.get("raster:bands") or []) in (n, n + 1)
+    ]
     if len(candidates) != 1:
         return {}
     key = candidates[0]
     return {b.name: (f"{key}.{i}", key, i) for i, b in enumerate(sensor.bands, start=1)}
 
 
-def scl_asset(item) -> str | None:
+def scl_asset(item: Any) -> str | None:
     """The scene-classification asset key, when the item has one."""
     return next((k for k in SCL_KEYS if k in item.assets), None)
 
 
-def boa_offset_dn(item, sensor: Sensor) -> float:
+def boa_offset_dn(item: Any, sensor: Sensor) -> float:
     """DN to add so Sentinel-2 L2A values are reflectance x 10000 (baseline >= 04.00: -1000)."""
     if sensor.name != S2_SENSOR:
         return 0.0
@@ -300,7 +320,7 @@ def boa_offset_dn(item, sensor: Sensor) -> float:
     return 0.0
 
 
-def native_resolution(item, keys: Sequence[str], fallback: float) -> float:
+def native_resolution(item: Any, keys: Sequence[str], fallback: float) -> float:
     """Finest pixel size (CRS units) among the assets ``keys``, from proj:transform / raster:bands."""
     res = []
     for key in keys:
@@ -350,8 +370,8 @@ def _quiet_load(item: Any, kw: dict[str, Any]) -> Any:
 @dataclass
 class _Scene:
     item: Any
-    ds: Any                       # lazy xarray Dataset on the shared grid (no time dim)
-    names: list[str]              # odc band names in registry order
+    ds: Any  # lazy xarray Dataset on the shared grid (no time dim)
+    names: list[str]  # odc band names in registry order
     nodata: list[float | None]
     scl: str | None
     offset_dn: float
@@ -361,9 +381,20 @@ class _Scene:
 class StacMosaicSource:
     """Selected STAC items loaded lazily on one grid; ``read`` mosaics them per window."""
 
-    def __init__(self, items: Sequence, sensor: Sensor, aoi: AOI, *, bands: Sequence[str] | None = None,
-                 chip_size: int = DEFAULT_CHIP_SIZE, resolution: float | None = None, policy: NetPolicy | None = None,
-                 patch_url: Callable[[str], str] | None = None):
+    def __init__(
+        self,
+        items: Sequence,
+        sensor: Sensor,
+        aoi: AOI,
+        *,
+        bands: Sequence[str] | None = None,
+        chip_size: int = DEFAULT_CHIP_SIZE,
+        resolution: float | None = None,
+        policy: NetPolicy | None = None,
+        patch_url: Callable[[str], str] | None = None,
+        geobox: Any = None,
+    ):
+        # geobox: load on this grid (a tile of a large area, imagery.tiles) instead of the area's own
         self.sensor = sensor
         self.policy = policy or NetPolicy()
         self.bands = tuple(b.name for b in sensor.resolve_bands(bands))
@@ -375,20 +406,31 @@ class StacMosaicSource:
         res = resolution or native_resolution(self._items[0], [v[1] for v in first.values()], sensor.gsd)
         self.resolution = float(res)
         self.scenes: list[_Scene] = []
-        geobox = at_least_one_chip(aoi, self.resolution, chip_size)  # None: the area's own grid
+        if geobox is None:
+            geobox = at_least_one_chip(aoi, self.resolution, chip_size)  # None: the area's own grid
         for item in self._items:
             amap = asset_bands(item, sensor, self.bands)
             names = [amap[b][0] for b in self.bands]
             scl = scl_asset(item)
             load_bands = names + ([scl] if scl else [])
-            kw: dict[str, Any] = dict(bands=load_bands, chunks={"x": chip_size, "y": chip_size}, groupby="id",
-                                      resampling="nearest", patch_url=patch_url, fail_on_error=True)
+            kw: dict[str, Any] = dict(
+                bands=load_bands,
+                chunks={"x": chip_size, "y": chip_size},
+                groupby="id",
+                resampling="nearest",
+                patch_url=patch_url,
+                fail_on_error=True,
+            )
             if geobox is None:
                 kw.update(crs=f"EPSG:{aoi.epsg}", resolution=self.resolution, bbox=aoi.bbox)
             else:
                 kw.update(geobox=geobox)
-            ds = with_retries(lambda: _quiet_load(item, kw), self.policy,
-                              f"Opening the assets of {item.id}", "Check the connection, or try again later.")
+            ds = with_retries(
+                lambda item=item, kw=kw: _quiet_load(item, kw),
+                self.policy,
+                f"Opening the assets of {item.id}",
+                "Check the connection, or try again later.",
+            )
             if geobox is None:
                 geobox = ds.odc.geobox
             ds = ds.isel(time=0)
@@ -403,9 +445,14 @@ class StacMosaicSource:
         self.has_cloud_mask = any(s.scl for s in self.scenes)
 
     def identity(self) -> dict[str, Any]:
-        return {"kind": "stac", "items": [s.item.id for s in self.scenes], "bbox": list(self.aoi.bbox),
-                "epsg": self.aoi.epsg, "resolution": self.resolution,
-                "collection": self.scenes[0].item.collection_id}
+        return {
+            "kind": "stac",
+            "items": [s.item.id for s in self.scenes],
+            "bbox": list(self.aoi.bbox),
+            "epsg": self.aoi.epsg,
+            "resolution": self.resolution,
+            "collection": self.scenes[0].item.collection_id,
+        }
 
     def _load(self, scene: _Scene, row: int, col: int, height: int, width: int):
         sub = scene.ds.isel(y=slice(row, row + height), x=slice(col, col + width))
@@ -416,15 +463,19 @@ class StacMosaicSource:
             with dask.config.set(scheduler="threads", num_workers=READ_THREADS), _no_georef_warning():
                 return sub.compute()
 
-        return with_retries(compute, self.policy, f"Reading pixels of {scene.item.id}",
-                            "Check the connection, or try again later; finished chips are kept, re-run to resume.")
+        return with_retries(
+            compute,
+            self.policy,
+            f"Reading pixels of {scene.item.id}",
+            "Check the connection, or try again later; finished chips are kept, re-run to resume.",
+        )
 
     def read(self, row: int, col: int, height: int, width: int) -> WindowData:
         c = len(self.bands)
         out = np.full((c, height, width), np.nan, dtype=np.float32)
         cloud = np.zeros((height, width), dtype=bool)
-        filled = np.zeros((height, width), dtype=bool)   # has a valid pixel
-        clear = np.zeros((height, width), dtype=bool)    # has a valid, cloud-free pixel
+        filled = np.zeros((height, width), dtype=bool)  # has a valid pixel
+        clear = np.zeros((height, width), dtype=bool)  # has a valid, cloud-free pixel
         used: dict[str, int] = {}
         when: dict[str, datetime | None] = {}
         for scene in self.scenes:
@@ -457,7 +508,7 @@ class StacMosaicSource:
         return WindowData(out, cloud if self.has_cloud_mask else None, "+".join(used), when.get(main))
 
 
-def at_least_one_chip(aoi: AOI, resolution: float, chip_size: int):
+def at_least_one_chip(aoi: AOI, resolution: float, chip_size: int) -> Any:
     """A grid centred on an area smaller than one chip, grown to one chip per side; else None.
 
     Without it a tiny area yields a mostly padded chip that is dropped as 'too little valid data'
@@ -473,25 +524,24 @@ def at_least_one_chip(aoi: AOI, resolution: float, chip_size: int):
         return None
     cx, cy = (bb.left + bb.right) / 2, (bb.bottom + bb.top) / 2
     half_w, half_h = max(bb.right - bb.left, side) / 2, max(bb.top - bb.bottom, side) / 2
-    x0 = math.floor((cx - half_w) / resolution) * resolution   # snap to whole pixels
+    x0 = math.floor((cx - half_w) / resolution) * resolution  # snap to whole pixels
     y1 = math.ceil((cy + half_h) / resolution) * resolution
     width = max(chip_size, math.ceil(2 * half_w / resolution))
     height = max(chip_size, math.ceil(2 * half_h / resolution))
-    return GeoBox.from_bbox((x0, y1 - height * resolution, x0 + width * resolution, y1), crs,
-                            shape=(height, width))
+    return GeoBox.from_bbox((x0, y1 - height * resolution, x0 + width * resolution, y1), crs, shape=(height, width))
 
 
 def _item_time(item) -> datetime | None:
     """UTC acquisition time: ``datetime``, else the middle of start/end_datetime, else None."""
     if item.datetime:
-        return item.datetime.astimezone(timezone.utc)
+        return item.datetime.astimezone(UTC)
     try:
         t0 = datetime.fromisoformat(str(item.properties.get("start_datetime")).replace("Z", "+00:00"))
         t1 = datetime.fromisoformat(str(item.properties.get("end_datetime")).replace("Z", "+00:00"))
     except ValueError:
         return None
     mid = t0 + (t1 - t0) / 2
-    return (mid if mid.tzinfo else mid.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+    return (mid if mid.tzinfo else mid.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def _rio_crs(crs: Any):
@@ -517,6 +567,7 @@ def _configure_gdal(policy: NetPolicy) -> None:
 
 
 # ----------------------------------------------------------------------------- pipeline
+@writes_workspace("fetch")
 def fetch_stac(
     bbox: Sequence[float],
     start: str | date,
@@ -539,8 +590,8 @@ def fetch_stac(
     retries: int = DEFAULT_RETRIES,
     sign: bool | None = None,
     token_url: str | None = None,
-    progress: Callable[[int, int], None] | None = None,
-    cancel: Callable[[], bool] | None = None,
+    progress: ProgressFn | None = None,
+    cancel: Cancel = None,
 ) -> dict[str, Any]:
     """Search, select, load and chip imagery for an area into a workspace; returns the 'chips' stage.
 
@@ -549,7 +600,9 @@ def fetch_stac(
     """
     from clay_explore.core.workspace import Workspace
 
-    url = (stac_url or EARTH_SEARCH_URL).rstrip("/")
+    url = check_web_url((stac_url or EARTH_SEARCH_URL).rstrip("/"))
+    if token_url is not None:
+        check_web_url(token_url, "token URL")
     aoi = validate_bbox(bbox, max_km=max_area_km, epsg=epsg)
     sens = sensor_for(collection, sensor)
     settings = ChipSettings(chip_size, stride, min_valid, max_chip_cloud)
@@ -557,22 +610,48 @@ def fetch_stac(
     found = search_scenes(aoi, start, end, stac_url=url, collection=collection, max_cloud=max_cloud, policy=policy)
     chosen = select_cover(found, aoi)
     if sign or (sign is None and is_planetary(url)):
-        signer = PlanetarySigner(policy=policy) if token_url is None else PlanetarySigner(
-            token_url=token_url, hosts=("",), policy=policy)
+        signer = (
+            PlanetarySigner(policy=policy)
+            if token_url is None
+            else PlanetarySigner(token_url=token_url, hosts=("",), policy=policy)
+        )
         signer.sign_items(chosen)
-    src = StacMosaicSource(chosen, sens, aoi, bands=bands, chip_size=settings.chip_size, resolution=resolution,
-                           policy=policy)
+    src = StacMosaicSource(
+        chosen, sens, aoi, bands=bands, chip_size=settings.chip_size, resolution=resolution, policy=policy
+    )
     ws = Workspace.create(
-        workspace, sensor=sens.name, bands=list(src.bands), chip_size=settings.chip_size,
-        source={"kind": "stac", "url": url, "collection": collection, "bbox": list(aoi.bbox),
-                "start": str(start), "end": str(end), "max_cloud": max_cloud},
-        settings={"stride": settings.stride, "min_valid": min_valid, "max_chip_cloud": max_chip_cloud,
-                  "epsg": aoi.epsg, "resolution": src.resolution},
+        workspace,
+        sensor=sens.name,
+        bands=list(src.bands),
+        chip_size=settings.chip_size,
+        source={
+            "kind": "stac",
+            "url": url,
+            "collection": collection,
+            "bbox": list(aoi.bbox),
+            "start": str(start),
+            "end": str(end),
+            "max_cloud": max_cloud,
+        },
+        settings={
+            "stride": settings.stride,
+            "min_valid": min_valid,
+            "max_chip_cloud": max_chip_cloud,
+            "epsg": aoi.epsg,
+            "resolution": src.resolution,
+        },
     )
     info = {
-        "scenes": [{"id": s.item.id, "datetime": s.datetime.isoformat() if s.datetime else None,
-                    "cloud_cover": _cloud(s.item), "boa_offset_dn": s.offset_dn, "scl": bool(s.scl)}
-                   for s in src.scenes],
+        "scenes": [
+            {
+                "id": s.item.id,
+                "datetime": s.datetime.isoformat() if s.datetime else None,
+                "cloud_cover": _cloud(s.item),
+                "boa_offset_dn": s.offset_dn,
+                "scl": bool(s.scl),
+            }
+            for s in src.scenes
+        ],
         "scenes_found": len(found),
         "epsg": aoi.epsg,
         "resolution": src.resolution,

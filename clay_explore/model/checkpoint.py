@@ -11,8 +11,9 @@ import io
 import lzma
 import pickle
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
@@ -30,7 +31,9 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """``torch.load`` with ``weights_only=True`` and ``mmap=True``; clear errors for bad files."""
     path = Path(path)
     if not path.exists():
-        raise CheckpointError(f"Checkpoint {path} does not exist. Check the path, or unset CLAY_CHECKPOINT to download.")
+        raise CheckpointError(
+            f"Checkpoint {path} does not exist. Check the path, or unset CLAY_CHECKPOINT to download."
+        )
     if path.is_dir():
         raise CheckpointError(f"Checkpoint {path} is a folder; give the .ckpt file inside it.")
     if path.stat().st_size == 0:
@@ -69,7 +72,7 @@ def filter_state_dict(state_dict: Mapping[str, Any]) -> dict[str, torch.Tensor]:
     """Strip the Lightning prefix and keep only encoder/decoder tensors (a pure remap)."""
     out: dict[str, torch.Tensor] = {}
     for key, value in state_dict.items():
-        name = key[len(LIGHTNING_PREFIX):] if key.startswith(LIGHTNING_PREFIX) else key
+        name = key[len(LIGHTNING_PREFIX) :] if key.startswith(LIGHTNING_PREFIX) else key
         if name.startswith(KEPT_PREFIXES) and isinstance(value, torch.Tensor):
             out[name] = value
     return out

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Mapping
+from typing import Any
 
 from clay_explore.core.errors import CheckpointError, ModelInputError
 
-PATCH_SIZE = 8        # Clay v1.5 config: patch_size 8
-WAVE_DIM = 128        # width of the wavelength code and of the weight-generator transformer
+PATCH_SIZE = 8  # Clay v1.5 config: patch_size 8
+WAVE_DIM = 128  # width of the wavelength code and of the weight-generator transformer
 NUM_LATENT_TOKENS = 128
 WAVE_HEADS = 4
 WAVE_FF_DIM = 2048
-META_DIM = 8          # 4 time + 4 lat/lon numbers added onto the last channels of each patch token
-KERNEL_SCALE = 0.02   # generated kernels are multiplied by this at use (encoder and decoder)
+META_DIM = 8  # 4 time + 4 lat/lon numbers added onto the last channels of each patch token
+KERNEL_SCALE = 0.02  # generated kernels are multiplied by this at use (encoder and decoder)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,6 @@
-"""Wavelength-conditioned ("dynamic") patch embedding and pixel projection (CLAY_FACTS.md 3.1-3.3, 3.6).
+"""Wavelength-conditioned ("dynamic") patch embedding and pixel projection.
+
+See docs/model.md: Wavelength code and weight generator, Patch embedding, Decoder.
 
 A small transformer reads learned latent tokens, one code per band and a bias token, and emits a
 kernel slice per band. The encoder uses it as a stride-P conv (plus a generated bias), the decoder

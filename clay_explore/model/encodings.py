@@ -1,7 +1,8 @@
 """Sinusoidal codes: band wavelengths (1-D) and the GSD-scaled patch grid (2-D) plus metadata.
 
-Both follow CLAY_FACTS.md 3.1 and 3.4 to the letter, including the unusual GSD exponent; the
-operations run in float32 in the same order as the reference so results match bit for bit.
+Both follow docs/model.md (Wavelength code; Position and metadata encoding) to the letter, including
+the unusual GSD exponent; the operations run in float32 in the same order as the reference so
+results match bit for bit.
 """
 
 from __future__ import annotations
@@ -27,9 +28,7 @@ def grid_code(grid: int, dim: int, gsd: torch.Tensor) -> torch.Tensor:
     """
     n = dim // 4
     device = gsd.device
-    rows, cols = torch.meshgrid(
-        torch.arange(grid, device=device), torch.arange(grid, device=device), indexing="ij"
-    )
+    rows, cols = torch.meshgrid(torch.arange(grid, device=device), torch.arange(grid, device=device), indexing="ij")
     omega = torch.arange(n, device=device) / (n - 1)
     omega = 1.0 / (TEMPERATURE ** (2 * omega / dim))
     omega = omega * gsd.float().reshape(-1)[0]  # [n]; one gsd per batch

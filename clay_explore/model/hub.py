@@ -374,7 +374,7 @@ def _write_sha_cache(cache: Path, entries: dict[str, dict[str, Any]]) -> None:
 
 
 def file_sha256(path: str | Path, chunk: int = HASH_CHUNK_BYTES, *, use_cache: bool = True) -> str:
-    """Hex sha256 of a file, remembered by (resolved path, size, mtime) so a 5 GB checkpoint is read once."""
+    """Hex sha256 of a file, remembered by (resolved path, size, mtime) so a multi-GB checkpoint is read once."""
     real = Path(path).expanduser().resolve()
     try:
         stat = real.stat()
@@ -398,3 +398,35 @@ def file_sha256(path: str | Path, chunk: int = HASH_CHUNK_BYTES, *, use_cache: b
             entries.pop(next(iter(entries)))
         _write_sha_cache(cache, entries)
     return sha
+
+
+# --- the checkpoint's size, stated once -----------------------------------------------------------------------
+#: Seconds the size lookup waits for the hub (one HEAD request); the Home page must not hang offline.
+SIZE_TIMEOUT_S = 5.0
+
+
+def checkpoint_size(timeout: float = SIZE_TIMEOUT_S) -> tuple[int | None, str]:
+    """The checkpoint's size in bytes and where it was read: the local file when there is one, else the
+    hub's metadata (one HEAD request, never in offline mode); ``(None, reason)`` when neither answers."""
+    status = checkpoint_status()
+    if status.get("size_bytes"):
+        return int(status["size_bytes"]), "local file"
+    if status.get("offline"):
+        return None, "unknown offline"
+    from huggingface_hub import get_hf_file_metadata
+
+    try:
+        meta = get_hf_file_metadata(checkpoint_url(), timeout=timeout, endpoint=hub_endpoint())
+    except Exception:  # noqa: BLE001 - any failure only means the size is not known now
+        return None, "the hub did not answer"
+    return (int(meta.size), "hub metadata") if meta.size else (None, "the hub did not say")
+
+
+def format_size(size_bytes: int | None) -> str:
+    """'4.9 GB' (decimal units, as the hub shows them) or 'size unknown'."""
+    if not size_bytes:
+        return "size unknown"
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if size_bytes >= scale:
+            return f"{size_bytes / scale:,.1f} {unit}"
+    return f"{size_bytes} B"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from clay_explore.model.mae import ClayModel
 from clay_explore.core.sensors import get_sensor, sensor_names
+from clay_explore.model.mae import ClayModel
 
 
 def count_parameters(model: ClayModel) -> dict[str, int]:
@@ -32,11 +32,11 @@ def model_info(model: ClayModel, path: str | Path | None = None) -> dict[str, An
         "trained": model.is_trained,
         "notice": None if model.is_trained else untrained_notice(model),
         "global_step": model.source.get("global_step"),
-        "bands_supported": (
-            "any band with a known central wavelength, in any order and subset"
-        ),
+        "bands_supported": ("any band with a known central wavelength, in any order and subset"),
         "sensors": {name: get_sensor(name).band_names for name in sensor_names()},
-        "chip_sizes": f"any square chip whose side is a multiple of {model.config.patch_size} px (Clay v1.5 trained on 256)",
+        "chip_sizes": (
+            f"any square chip whose side is a multiple of {model.config.patch_size} px (Clay v1.5 trained on 256)"
+        ),
     }
 
 

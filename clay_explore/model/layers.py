@@ -13,6 +13,12 @@ from einops import rearrange
 from torch import nn
 
 
+def compute_dtype(linear: nn.Module) -> torch.dtype:
+    """The dtype a linear layer takes: its weights' (bf16/fp16 in fast mode); fp32 for int8 dynamic layers."""
+    weight = getattr(linear, "weight", None)
+    return weight.dtype if isinstance(weight, torch.Tensor) else torch.float32  # quantized: weight is a method
+
+
 class FeedForward(nn.Module):
     """LN -> Linear -> GELU -> Linear (``net.0``, ``net.1``, ``net.3``)."""
 
@@ -27,7 +33,7 @@ class FeedForward(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: [B, N, dim]
         norm, fc1, act, fc2 = self.net
-        h = norm(x).to(fc1.weight.dtype)
+        h = norm(x).to(compute_dtype(fc1))
         return fc2(act(fc1(h))).to(x.dtype)
 
 
@@ -43,7 +49,7 @@ class Attention(nn.Module):
         self.to_out = nn.Linear(inner, dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: [B, N, dim]
-        h = self.norm(x).to(self.to_qkv.weight.dtype)
+        h = self.norm(x).to(compute_dtype(self.to_qkv))
         q, k, v = self.to_qkv(h).chunk(3, dim=-1)  # each [B, N, heads*dim_head]
         q, k, v = (rearrange(t, "b n (h d) -> b h n d", h=self.heads) for t in (q, k, v))
         out = F.scaled_dot_product_attention(q, k, v)  # scale 1/sqrt(dim_head), no dropout

@@ -73,7 +73,7 @@ class ClayModel(nn.Module):
     """Clay v1.5 encoder + decoder with checked inputs.
 
     Use :meth:`from_checkpoint` to load the official Lightning checkpoint (or any preset).
-    ``encode``/``decode`` take the same arguments as the reference (CLAY_FACTS.md section 4).
+    ``encode``/``decode`` take the same arguments as the reference (docs/model.md, Inputs).
     """
 
     def __init__(self, cfg: ClayConfig, *, preset: str = "custom"):
@@ -86,7 +86,7 @@ class ClayModel(nn.Module):
 
     # ------------------------------------------------------------------ loading
     @classmethod
-    def from_checkpoint(cls, path, *, verify: bool = True) -> "ClayModel":
+    def from_checkpoint(cls, path, *, verify: bool = True) -> ClayModel:
         """Load a Lightning checkpoint in the official layout (see :mod:`clay_explore.model.checkpoint`)."""
         from clay_explore.model.checkpoint import load_checkpoint
 
@@ -139,12 +139,15 @@ class ClayModel(nn.Module):
         """Decoder output [B, L, C*P*P] -> image [B, C, H, W]."""
         return unpatchify(pixels, n_bands, self.config.patch_size)
 
-    def to_fast(self) -> "ClayModel":
-        """Fast CPU mode: bf16 weights for the transformer matmuls; norms and residuals stay fp32."""
+    def to_fast(self, dtype: torch.dtype = torch.bfloat16) -> ClayModel:
+        """Half-precision (bf16 or fp16) weights for the transformer matmuls; norms and residuals stay fp32.
+
+        Which precision suits the hardware is chosen by :func:`clay_explore.model.fastpath.apply_fast_path`.
+        """
         for transformer in (self.encoder.transformer, self.decoder.transformer):
             for module in transformer.modules():
                 if isinstance(module, nn.Linear):
-                    module.to(torch.bfloat16)
+                    module.to(dtype)
         return self
 
     # ------------------------------------------------------------------ checks

@@ -1,11 +1,15 @@
 """Files to take away: image embeddings (GeoParquet), patch embeddings (zarr or GeoParquet), PNGs.
 
 - ``image_embeddings.parquet``: the chip table (footprint polygons, EPSG:4326) with one column
-  per method (``emb_<method>``: a float32 list per chip); opens with ``geopandas.read_parquet``.
+  per method (``emb_<method>``: a float32 list per chip) and each chip's ``split`` (train / val /
+  test / excluded); opens with ``geopandas.read_parquet``.
 - ``patch_embeddings.zarr``: an xarray Dataset ``tokens[chip, y, x, dim]`` with chip ids and
   centres as coordinates (``xarray.open_zarr``); or ``patch_embeddings.parquet``: one row per
   patch with its own footprint polygon and a ``embedding`` list column.
-- ``reconstructions/<chip>.png``: the side-by-side picture of the research stage.
+- ``reconstructions/<chip>.png``: the side-by-side picture of the research stage (references,
+  methods and baselines, with the chip's split).
+- ``evaluation_summary.csv``: the evaluation on held-out test chips, one row per reference, method
+  and baseline, with the verdict.
 """
 
 from __future__ import annotations
@@ -19,15 +23,17 @@ from typing import Any
 
 import numpy as np
 
+from clay_explore.core.defaults import EXPORT_WHAT as WHAT
+from clay_explore.core.defaults import PATCH_FORMATS
 from clay_explore.core.errors import ClayExploreError, StageMissingError
+from clay_explore.core.lock import writes_workspace
 from clay_explore.core.workspace import EMBEDDINGS_ZARR, Workspace, atomic_path
 
 IMAGE_FILE = "image_embeddings.parquet"
+EVALUATION_FILE = "evaluation_summary.csv"
 PATCH_ZARR = "patch_embeddings.zarr"
 PATCH_PARQUET = "patch_embeddings.parquet"
 RECON_DIR = "reconstructions"
-PATCH_FORMATS = ("zarr", "parquet")
-WHAT = ("image", "patches", "reconstructions")
 
 Progress = Callable[[float, str], None]
 
@@ -53,11 +59,117 @@ def export_image_embeddings(ws: Workspace, out: str | Path, methods: Sequence[st
         if len(v) != len(table):
             raise ExportError(f"{m} has {len(v)} vectors but the workspace has {len(table)} chips; re-run its stage.")
         table[f"emb_{m}"] = pa.array(list(v.astype(np.float32)), type=pa.list_(pa.float32())).to_pandas()
+    table["split"] = chip_split_column(ws)
     table.attrs = {}
     out = Path(out)
     with atomic_path(out) as tmp:
         table.to_parquet(tmp)
+        add_parquet_metadata(tmp, provenance_metadata(ws))
     return out
+
+
+#: Key of clay-explore's entry in a Parquet file's key-value metadata (beside GeoParquet's "geo").
+METADATA_KEY = "clay_explore"
+
+
+def provenance_metadata(ws: Workspace) -> dict[str, object]:
+    """What an exported file says about the model that made it: model, checkpoint sha256, precision,
+    untrained flag and the clay-explore version (from the embed stage's record)."""
+    from clay_explore import __version__
+
+    rec = ws.stage("embed") or {}
+    return {
+        "clay_explore_version": __version__,
+        "model": "Clay v1.5" + (f" ({rec['preset']})" if rec.get("preset") else ""),
+        "preset": rec.get("preset"),
+        "checkpoint_sha256": rec.get("sha256") or rec.get("checkpoint_sha256"),
+        "precision": rec.get("precision"),
+        "untrained": bool(rec.get("untrained", False)),
+        "note": rec.get("note"),
+        "sensor": ws.manifest.get("sensor"),
+        "bands": ws.bands,
+    }
+
+
+def add_parquet_metadata(path: str | Path, info: dict[str, object]) -> None:
+    """Rewrite a Parquet file with ``info`` as JSON under METADATA_KEY in its schema metadata (the rest kept)."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    meta = dict(table.schema.metadata or {})
+    meta[METADATA_KEY.encode()] = json.dumps(info, default=str).encode()
+    pq.write_table(table.replace_schema_metadata(meta), path)
+
+
+def read_parquet_metadata(path: str | Path) -> dict[str, object]:
+    """clay-explore's provenance entry of an exported Parquet file ({} when absent)."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    raw = (pq.read_schema(path).metadata or {}).get(METADATA_KEY.encode())
+    return json.loads(raw) if raw else {}
+
+
+def chip_split_column(ws: Workspace) -> list[str | None]:
+    """Each chip's split (train / val / test / excluded; None before any fit), so a reader of the export
+    can keep to the held-out test chips the evaluation's headline numbers are on."""
+    from clay_explore.core.workspace import EVALUATION
+    from clay_explore.research.evaluation_summary import workspace_chip_splits
+
+    return workspace_chip_splits(ws, ws.read_json(EVALUATION))
+
+
+def export_evaluation(ws: Workspace, out: str | Path) -> Path:
+    """The evaluation summary as CSV: one row per reference, fitted method and baseline, on test chips.
+
+    Columns: kind, method, test PSNR / SSIM / SAM (mean, sd over seeds, 95 % CI), test chips, vector
+    width, the comparison with mean pooling (difference, CI, verdict) and NP@k with its chance level;
+    the verdict sentence goes in a ``# verdict:`` comment line on top.
+    """
+    import csv
+
+    from clay_explore.core.workspace import EVALUATION
+    from clay_explore.research import evaluation_summary as E
+
+    ev = ws.read_json(EVALUATION)
+    if not ev:
+        raise StageMissingError(f"{ws.root} has no evaluation yet; run `clay-explore evaluate --workspace {ws.root}`.")
+    out = Path(out)
+    with atomic_path(out) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+        fh.write(f"# verdict: {E.verdict(ev)}\n# {E.scope_line(ev)}\n")
+        writer = csv.writer(fh)
+        writer.writerow(EVALUATION_COLUMNS)
+        for r in E.rows(ev):
+            vs, npk = r["vs_mean"] or {}, r["np"] or {}
+            metrics = [x for m in E.METRICS for x in (r[m]["mean"], r[m]["sd"], *(r[m]["ci95"] or [None, None]))]
+            writer.writerow(
+                [
+                    r["kind"],
+                    r["name"],
+                    *metrics,
+                    r["n_chips"],
+                    r["n_numbers"],
+                    vs.get("diff"),
+                    *(vs.get("ci95") or [None, None]),
+                    vs.get("verdict"),
+                    npk.get("value"),
+                    npk.get("chance"),
+                    npk.get("k"),
+                ]
+            )
+    return out
+
+
+#: Columns of ``evaluation_summary.csv`` (metrics on the held-out test chips).
+EVALUATION_COLUMNS = (
+    "kind", "method",
+    *(f"test_{m}_{part}" for m in ("psnr", "ssim", "sam_deg") for part in ("mean", "sd", "ci95_lo", "ci95_hi")),
+    "test_chips", "vector_width", "psnr_diff_vs_mean", "psnr_diff_ci95_lo", "psnr_diff_ci95_hi",
+    "verdict_vs_mean", "np_at_k", "np_chance", "k",
+)  # fmt: skip
 
 
 def _patches(ws: Workspace):
@@ -100,8 +212,10 @@ def _patch_zarr(arr, table, rows: np.ndarray, out: Path, progress: Progress) -> 
             "y": np.arange(h),
             "x": np.arange(w),
         },
-        attrs={"description": "Clay patch tokens (encoder output without CLS), float16",
-               "y_x": "patch row/column inside the chip, 0 = top-left"},
+        attrs={
+            "description": "Clay patch tokens (encoder output without CLS), float16",
+            "y_x": "patch row/column inside the chip, 0 = top-left",
+        },
     )
     tmp = out.with_name(f".{out.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -146,8 +260,11 @@ def _patch_parquet(arr, table, rows: np.ndarray, out: Path, chip_size: int, prog
         raise ExportError("Patch GeoParquet needs square patch grids.")
     geoms = patch_footprints(table, rows, chip_size, h)
     progress(0.3, "reading tokens")
-    tokens = np.concatenate([np.asarray(arr[int(r)], dtype=np.float32).reshape(h * w, d) for r in rows]) \
-        if rows.size else np.zeros((0, d), np.float32)
+    tokens = (
+        np.concatenate([np.asarray(arr[int(r)], dtype=np.float32).reshape(h * w, d) for r in rows])
+        if rows.size
+        else np.zeros((0, d), np.float32)
+    )
     gdf = gpd.GeoDataFrame(
         {
             "chip_id": np.repeat(table["chip_id"].astype(str).to_numpy()[rows], h * w),
@@ -172,12 +289,14 @@ def export_reconstructions(
     progress: Progress | None = None,
     checkpoint: str | Path | None = None,
 ) -> list[Path]:
-    """The research stage's side-by-side PNG (original, full tokens, each method) for each chip."""
+    """The research stage's side-by-side PNG (original, references, methods, baselines) for each chip."""
     try:
         from clay_explore.research import reconstruct as rec
         from clay_explore.research.provenance import model_for_workspace
     except ModuleNotFoundError as err:
-        raise StageMissingError("Reconstructions are not available in this install (clay_explore.research.reconstruct).") from err
+        raise StageMissingError(
+            "Reconstructions are not available in this install (clay_explore.research.reconstruct)."
+        ) from err
     model = model_for_workspace(ws, checkpoint, model)  # loaded once, checked against the embeddings
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -194,6 +313,7 @@ def export_reconstructions(
     return paths
 
 
+@writes_workspace("export", arg="ws")
 def export(
     ws: Workspace,
     out_dir: str | Path,
@@ -216,9 +336,12 @@ def export(
     if "patches" in what:
         name = PATCH_ZARR if patch_format == "zarr" else PATCH_PARQUET
         result["patches"] = export_patch_embeddings(ws, out_dir / name, patch_format, rows=rows, progress=progress)
+    if "evaluation" in what:
+        result["evaluation"] = export_evaluation(ws, out_dir / EVALUATION_FILE)
     if "reconstructions" in what:
-        result["reconstructions"] = export_reconstructions(ws, out_dir / RECON_DIR, rows=rows, model=model,
-                                                           progress=progress, checkpoint=checkpoint)
+        result["reconstructions"] = export_reconstructions(
+            ws, out_dir / RECON_DIR, rows=rows, model=model, progress=progress, checkpoint=checkpoint
+        )
     return result
 
 

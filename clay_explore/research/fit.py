@@ -4,73 +4,83 @@ The chain trained here is: patch tokens -> aggregator -> image vector -> expande
 Clay's decoder (frozen; gradients pass through it to the expander, never into Clay) -> normalised
 pixels, compared with the chip's own normalised pixels (L1 or MSE over valid pixels). Tokens and
 chips stream from the workspace in batches; nothing but one batch (and the next, prefetched) is
-in memory. Chips are split into training and validation sets once per seed; training stops
-early when the validation loss has not improved for ``patience`` epochs, and the best weights
-are saved under ``methods/<method>/`` (weights.safetensors + config.json).
+in memory. Chips are split once, by ``split_seed``, into spatially blocked train / val / test
+sets (``splits``); each of ``seeds`` initialisation seeds trains on train, stops early when the
+val loss has not improved for ``patience`` epochs and keeps its best epoch. Test chips are left
+for ``evaluate``. Storage (one folder per seed) is in ``fit_store``.
 """
 
 from __future__ import annotations
 
 import copy
-import pickle
 import time as _time
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from einops import rearrange
-from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from clay_explore.research.aggregate import Aggregator, Expander, build_aggregator
+from clay_explore.core.defaults import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_FIT_SEEDS, DEFAULT_LR, LOSSES
+from clay_explore.core.errors import CancelledError
+from clay_explore.core.lock import writes_workspace
 from clay_explore.core.progress import Cancel, Progress, ProgressFn, is_cancelled
-from clay_explore.research.inputs import ChipMeta, batches_by_gsd, chip_meta, embeddings_info, normalised_chips, read_tokens, waves_of
+from clay_explore.core.workspace import Workspace
+from clay_explore.model.device import model_device, to_device
+from clay_explore.research.aggregate import Aggregator, Expander, build_aggregator
+from clay_explore.research.fit_store import (  # noqa: F401  (re-exported: callers import these from fit)
+    CONFIG_FILE,
+    FIT_STAGE,
+    RESUME_FILE,
+    WEIGHTS_FILE,
+    FittedMethod,
+    base_method,
+    fit_name,
+    fit_seeds,
+    fitted_methods,
+    has_complete_fit,
+    is_stale,
+    load_method,
+    load_resume,
+    load_seeds,
+    method_config,
+    method_dir,
+    record_stage,
+    resume_path,
+    save_resume,
+    save_weights,
+)
+from clay_explore.research.inputs import (
+    ChipMeta,
+    batches_by_gsd,
+    chip_meta,
+    embeddings_info,
+    normalised_chips,
+    read_tokens,
+    waves_of,
+)
 from clay_explore.research.provenance import model_for_workspace, model_honesty
-from clay_explore.research.embed import STAGE as EMBED_STAGE
-from clay_explore.core.errors import CancelledError, StageMissingError, WorkspaceError
-from clay_explore.core.workspace import METHODS_DIR, Workspace, atomic_path
+from clay_explore.research.splits import DEFAULT_FRACTIONS, DEFAULT_SPLIT_SEED, Split, blocked_split
 
-WEIGHTS_FILE = "weights.safetensors"
-CONFIG_FILE = "config.json"
-FIT_STAGE = "fit"
-#: Training state after the last finished epoch (weights, optimiser, history) so a rerun resumes.
-RESUME_FILE = "resume.pt"
-#: Config entries that must match for a rerun to resume a previous, unfinished fit.
+#: Config entries that must match for a rerun to resume a previous, unfinished fit of a seed.
 RESUME_KEYS = (
-    "method", "aggregator", "expander", "loss", "lr", "weight_decay", "batch_size", "seed",
-    "epochs_requested", "patience", "val_fraction", "train_rows", "embeddings_sha256", "embeddings_precision",
+    "method", "aggregator", "expander", "loss", "lr", "weight_decay", "batch_size", "seed", "split_seed",
+    "epochs_requested", "patience", "train_rows", "val_rows", "embeddings_sha256", "embeddings_precision",
 )  # fmt: skip
-DEFAULT_EPOCHS = 10
-DEFAULT_BATCH_SIZE = 8
-DEFAULT_LR = 3e-3
 DEFAULT_WEIGHT_DECAY = 1e-4
-DEFAULT_VAL_FRACTION = 0.2
 DEFAULT_PATIENCE = 3
+#: Initialisation seeds per method (``fit --seeds``): enough to see whether a ranking is noise.
+DEFAULT_SEEDS = DEFAULT_FIT_SEEDS
 #: A validation loss must beat the best by this relative margin to count as an improvement.
 MIN_REL_IMPROVEMENT = 1e-4
-LOSSES = ("l1", "mse")
 
 
 # ---------------------------------------------------------------------------- data
-def split_rows(n: int, val_fraction: float = DEFAULT_VAL_FRACTION, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded train/validation split by chip (at least one chip in each when n >= 2)."""
-    if n < 2:
-        raise WorkspaceError(
-            f"Fitting needs at least 2 chips (one to train, one to validate); the workspace has {n}. "
-            "Re-chip into a new --workspace with a smaller --chip-size or a --stride below the chip size, "
-            "or ingest/fetch a larger area or more files."
-        )
-    if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction}")
-    order = np.random.default_rng(seed).permutation(n)
-    n_val = int(np.clip(round(n * val_fraction), 1, n - 1))
-    return np.sort(order[n_val:]), np.sort(order[:n_val])
-
-
 @dataclass
 class Batch:
     """One batch of chips of a single gsd, ready for the model."""
@@ -132,8 +142,9 @@ def stream_batches(
     *,
     shuffle_seed: int | None = None,
     with_pixels: bool = True,
+    device: Any = None,
 ) -> Iterator[Batch]:
-    """Batches of one gsd each, read in a background thread one batch ahead of use."""
+    """Batches of one gsd each, read in a background thread one batch ahead of use (moved to ``device``)."""
     groups = gsd_batches(rows, meta, batch_size, shuffle_seed)
     if not groups:
         return
@@ -143,7 +154,7 @@ def stream_batches(
             batch = future.result()
             if i + 1 < len(groups):
                 future = pool.submit(load_batch, ws, groups[i + 1], meta, patch, with_pixels)
-            yield batch
+            yield to_device(batch, device)
 
 
 # ---------------------------------------------------------------------------- model
@@ -201,122 +212,109 @@ def build_pair(
     return agg, exp
 
 
-# ---------------------------------------------------------------------------- save / load
-def method_dir(ws: Workspace, method: str) -> Path:
-    return ws.path(METHODS_DIR, method)
+# ---------------------------------------------------------------------------- settings
+@dataclass(frozen=True)
+class FitSettings:
+    """Everything that defines a fit besides the method and its initialisation seed."""
 
+    epochs: int = DEFAULT_EPOCHS
+    batch_size: int = DEFAULT_BATCH_SIZE
+    lr: float = DEFAULT_LR
+    weight_decay: float = DEFAULT_WEIGHT_DECAY
+    patience: int = DEFAULT_PATIENCE
+    loss: str = "mse"
+    out_dim: int | None = None
+    hidden: int | None = None
+    split_seed: int = DEFAULT_SPLIT_SEED
+    fractions: tuple[float, float, float] = DEFAULT_FRACTIONS
 
-def _record_stage(ws: Workspace, method: str, config: dict[str, Any]) -> None:
-    """List the fitted method in the manifest's 'fit' stage (the weights themselves live in methods/)."""
-    methods = dict((ws.stage(FIT_STAGE) or {}).get("methods") or {})
-    methods[method] = {k: config.get(k) for k in ("status", "fitted", "epochs_run", "best_val_loss", "seed")}
-    done = all(m.get("status") == "complete" for m in methods.values())
-    ws.set_stage(FIT_STAGE, status="complete" if done else "partial", methods=methods)
-
-
-def method_config(ws: Workspace, method: str) -> dict[str, Any] | None:
-    """The config.json saved with a fitted method (settings, history, fit time), or None."""
-    return ws.read_json(str(Path(METHODS_DIR, method, CONFIG_FILE)))
-
-
-def save_method(ws: Workspace, method: str, aggregator: Aggregator, expander: Expander, config: dict[str, Any]) -> Path:
-    """Write weights (safetensors) then config.json, each atomically; returns the folder."""
-    folder = method_dir(ws, method)
-    folder.mkdir(parents=True, exist_ok=True)
-    tensors = {f"aggregator.{k}": v.detach().contiguous().clone() for k, v in aggregator.state_dict().items()}
-    tensors.update({f"expander.{k}": v.detach().contiguous().clone() for k, v in expander.state_dict().items()})
-    with atomic_path(folder / WEIGHTS_FILE) as tmp:
-        save_file(tensors, str(tmp), metadata={"method": method})
-    ws.write_json(str(Path(METHODS_DIR, method, CONFIG_FILE)), config)
-    return folder
+    def check(self) -> None:
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+        if self.out_dim is not None and self.out_dim < 1:
+            raise ValueError(f"out_dim (the vector width) must be >= 1, got {self.out_dim}")
 
 
 @dataclass
-class FittedMethod:
-    """A fitted aggregator + expander and the config.json written with them."""
+class FitContext:
+    """What every seed of one fit shares: workspace, frozen Clay, chip metadata, split, storage name."""
 
+    ws: Workspace
+    method: str
     name: str
-    aggregator: Aggregator
-    expander: Expander
-    config: dict[str, Any]
+    model: Any
+    settings: FitSettings
+    agg_kwargs: dict[str, Any]
+    info: dict[str, Any]
+    meta: ChipMeta
+    waves: Tensor
+    split: Split
+    grid: int
+    dim: int
+    patch: int
+    chip_ids: list[str]
 
 
-def is_stale(ws: Workspace, method: str) -> bool:
-    """True when ``method`` was fitted on embeddings of another checkpoint (or precision) than the current ones."""
-    config = method_config(ws, method) or {}
-    embed = ws.stage(EMBED_STAGE) or {}
-    for key, fitted_key in (("sha256", "embeddings_sha256"), ("precision", "embeddings_precision")):
-        current, fitted_on = embed.get(key), config.get(fitted_key)
-        if current and fitted_on and current != fitted_on:
-            return True
-    return False
+def _context(
+    ws: Workspace,
+    method: str,
+    settings: FitSettings,
+    agg_kwargs: dict[str, Any] | None,
+    checkpoint: Any,
+    model: Any,
+    device: Any = None,
+) -> FitContext:
+    info = embeddings_info(ws)
+    model = model_for_workspace(ws, checkpoint, model, device=device)
+    n, grid, dim, patch = int(info["n_chips"]), int(info["grid"]), int(model.config.dim), int(model.config.patch_size)
+    table = ws.chip_table()
+    split = blocked_split(table.iloc[:n], split_seed=settings.split_seed, fractions=settings.fractions)
+    chip_ids = [str(c) for c in table["chip_id"]] if "chip_id" in table else [str(i) for i in range(n)]
+    return FitContext(
+        ws, method, fit_name(method, settings.out_dim, dim), model, settings, dict(agg_kwargs or {}), info,
+        chip_meta(ws), torch.from_numpy(waves_of(ws)), split, grid, dim, patch, chip_ids,
+    )  # fmt: skip
 
 
-def fitted_methods(ws: Workspace, *, include_stale: bool = False) -> list[str]:
-    """Names of the methods with saved weights (fitted on the current embeddings), in registry order."""
-    from clay_explore.research.aggregate import METHODS
-
-    root = ws.path(METHODS_DIR)
-    present = (
-        {p.name for p in root.iterdir() if (p / WEIGHTS_FILE).exists() and (p / CONFIG_FILE).exists()}
-        if root.exists()
-        else set()
-    )
-    return [m for m in METHODS if m in present and (include_stale or not is_stale(ws, m))]
-
-
-def load_method(ws: Workspace, method: str) -> FittedMethod:
-    """Rebuild a fitted method from ``methods/<method>/``."""
-    folder = method_dir(ws, method)
-    config = method_config(ws, method)
-    if config is None or not (folder / WEIGHTS_FILE).exists():
-        raise StageMissingError(
-            f"Method '{method}' has not been fitted in {ws.root}. "
-            f"Run `clay-explore fit --workspace {ws.root} --method {method}`."
-        )
-    agg = build_aggregator(**{**config["aggregator"], "name": method})
-    exp = Expander(**config["expander"])
-    tensors = load_file(str(folder / WEIGHTS_FILE))
-    agg.load_state_dict(
-        {k[len("aggregator.") :]: v for k, v in tensors.items() if k.startswith("aggregator.")}, strict=True
-    )
-    exp.load_state_dict(
-        {k[len("expander.") :]: v for k, v in tensors.items() if k.startswith("expander.")}, strict=True
-    )
-    return FittedMethod(method, agg.eval(), exp.eval(), config)
-
-
-# ---------------------------------------------------------------------------- resume
-def _resume_path(ws: Workspace, method: str) -> Path:
-    return method_dir(ws, method) / RESUME_FILE
+def _seed_config(ctx: FitContext, aggregator: Aggregator, expander: Expander, seed: int) -> dict[str, Any]:
+    """The config saved with one seed's weights (its settings part decides whether a rerun resumes)."""
+    s, split = ctx.settings, ctx.split
+    return {
+        "method": ctx.method,
+        "name": ctx.name,
+        "aggregator": aggregator.config(),
+        "expander": expander.config(),
+        "out_dim": aggregator.out_dim,
+        "n_params": {
+            "aggregator": aggregator.n_params,
+            "expander": expander.n_params,
+            "total": aggregator.n_params + expander.n_params,
+        },
+        "loss": s.loss,
+        "lr": s.lr,
+        "weight_decay": s.weight_decay,
+        "batch_size": s.batch_size,
+        "seed": seed,
+        "split_seed": s.split_seed,
+        "fractions": list(s.fractions),
+        "epochs_requested": s.epochs,
+        "patience": s.patience,
+        "split": split.record(),
+        "train_rows": split.train.tolist(),
+        "val_rows": split.val.tolist(),
+        "test_rows": split.test.tolist(),
+        "val_chip_ids": [ctx.chip_ids[i] for i in split.val],
+        "test_chip_ids": [ctx.chip_ids[i] for i in split.test],
+        "embeddings_sha256": ctx.info.get("sha256"),
+        "embeddings_precision": ctx.info.get("precision"),
+        "checkpoint_preset": ctx.info.get("preset"),
+        **model_honesty(ctx.model),
+    }
 
 
-def _save_resume(ws: Workspace, method: str, state: dict[str, Any]) -> None:
-    """Write the training state after a finished epoch (atomically)."""
-    path = _resume_path(ws, method)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-
-
-def _load_resume(ws: Workspace, method: str, settings: dict[str, Any]) -> dict[str, Any] | None:
-    """The saved training state of an unfinished fit with the same settings, else None."""
-    path = _resume_path(ws, method)
-    if not path.exists():
-        return None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError):  # damaged: start over
-        return None
-    return state if state.get("settings") == settings else None
-
-
-def _has_complete_fit(ws: Workspace, method: str) -> bool:
-    config = method_config(ws, method) or {}
-    return config.get("status") == "complete" and (method_dir(ws, method) / WEIGHTS_FILE).exists()
-
-
-# ---------------------------------------------------------------------------- training
+# ---------------------------------------------------------------------------- training loop
 def _evaluate_loss(net: VectorToPixels, batches: Iterator[Batch], waves: Tensor, loss: str) -> float:
     total, count = 0.0, 0
     with torch.no_grad():
@@ -328,195 +326,229 @@ def _evaluate_loss(net: VectorToPixels, batches: Iterator[Batch], waves: Tensor,
     return total / max(count, 1)
 
 
+def _snapshot(aggregator: Aggregator, expander: Expander, epoch: int, val: float) -> dict[str, Any]:
+    return {
+        "epoch": epoch,
+        "val_loss": val,
+        "state": (copy.deepcopy(aggregator.state_dict()), copy.deepcopy(expander.state_dict())),
+    }
+
+
+class _SeedRun:
+    """One initialisation seed of a fit: build, (resume,) train with early stopping on val, save the best."""
+
+    def __init__(self, ctx: FitContext, seed: int):
+        self.ctx, self.seed = ctx, seed
+        s = ctx.settings
+        torch.manual_seed(seed)
+        self.aggregator, self.expander = build_pair(
+            ctx.method, ctx.dim, ctx.grid, out_dim=s.out_dim, hidden=s.hidden, agg_kwargs=ctx.agg_kwargs
+        )
+        self.device = model_device(ctx.model)  # train where Clay's decoder runs
+        self.aggregator.to(self.device)
+        self.expander.to(self.device)
+        self.waves = ctx.waves.to(self.device)
+        self.net = VectorToPixels(self.aggregator, self.expander, ctx.model)
+        params = [p for p in self.net.parameters() if p.requires_grad]
+        self.opt = torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay)
+        steps = len(gsd_batches(ctx.split.train, ctx.meta, s.batch_size))
+        self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, T_max=max(1, s.epochs * steps))
+        self.config = _seed_config(ctx, self.aggregator, self.expander, seed)
+        self.resume_settings = {k: self.config[k] for k in RESUME_KEYS}
+
+    def val_loss(self) -> float:
+        ctx, s = self.ctx, self.ctx.settings
+        batches = stream_batches(ctx.ws, ctx.split.val, ctx.meta, ctx.patch, s.batch_size, device=self.device)
+        return _evaluate_loss(self.net, batches, self.waves, s.loss)
+
+    def _train_epoch(self, epoch: int, bar: Progress, cancel: Cancel, best_epoch: int) -> float:
+        ctx, s = self.ctx, self.ctx.settings
+        total, count = 0.0, 0
+        shuffle = self.seed * 100_003 + epoch
+        batches = stream_batches(
+            ctx.ws, ctx.split.train, ctx.meta, ctx.patch, s.batch_size, shuffle_seed=shuffle, device=self.device
+        )
+        for batch in batches:
+            if is_cancelled(cancel):
+                raise CancelledError(
+                    f"Fitting '{ctx.name}' (seed {self.seed}) cancelled in epoch {epoch}; the {epoch - 1} finished "
+                    f"epochs are kept (best weights so far: epoch {best_epoch}). Run the same `clay-explore fit` "
+                    f"again to resume from epoch {epoch}."
+                )
+            batch_loss = masked_loss(self.net(batch, self.waves), batch.target, batch.valid, s.loss)
+            self.opt.zero_grad(set_to_none=True)
+            batch_loss.backward()
+            self.opt.step()
+            self.sched.step()
+            total += batch_loss.item() * len(batch.rows)
+            count += len(batch.rows)
+            bar.update(len(batch.rows), epoch=epoch, loss=batch_loss.item(), seed=self.seed)
+        return total / max(count, 1)
+
+    def run(self, progress: ProgressFn | None, cancel: Cancel, show_progress: bool, label: str) -> dict[str, Any]:
+        ctx, s = self.ctx, self.ctx.settings
+        agg, exp = self.aggregator, self.expander
+        t0 = _time.perf_counter()
+        resume = load_resume(ctx.ws, ctx.name, self.seed, self.resume_settings)
+        if resume is not None:
+            agg.load_state_dict(resume["aggregator"])
+            exp.load_state_dict(resume["expander"])
+            self.opt.load_state_dict(resume["optimizer"])
+            self.sched.load_state_dict(resume["scheduler"])
+            history, best, stale = resume["history"], resume["best"], int(resume["stale"])
+            t0 -= float(resume["fit_seconds"])
+        else:
+            history = [{"epoch": 0, "train_loss": None, "val_loss": self.val_loss()}]
+            best, stale = _snapshot(agg, exp, 0, history[0]["val_loss"]), 0
+        first_epoch, status = history[-1]["epoch"] + 1, "complete"
+        self.config["resumed_from_epoch"] = first_epoch - 1 if resume is not None else None
+        n_train = len(ctx.split.train)
+        bar = Progress(s.epochs * n_train, stage=label, callback=progress, show=show_progress,
+                       done=(first_epoch - 1) * n_train)  # fmt: skip
+        try:
+            for epoch in range(first_epoch, s.epochs + 1):
+                if stale >= s.patience:  # a resumed fit that had already stopped early
+                    break
+                epoch_start = _time.perf_counter()
+                train_loss = self._train_epoch(epoch, bar, cancel, best["epoch"])
+                val = self.val_loss()
+                seconds = round(_time.perf_counter() - epoch_start, 3)
+                history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val, "seconds": seconds})
+                if val < best["val_loss"] * (1 - MIN_REL_IMPROVEMENT):
+                    best, stale = _snapshot(agg, exp, epoch, val), 0
+                else:
+                    stale += 1
+                save_resume(ctx.ws, ctx.name, self.seed, {
+                    "settings": self.resume_settings, "history": history, "best": best, "stale": stale,
+                    "aggregator": agg.state_dict(), "expander": exp.state_dict(),
+                    "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
+                    "fit_seconds": _time.perf_counter() - t0,
+                })  # fmt: skip
+                if stale >= s.patience:
+                    break
+        except CancelledError:
+            status = "cancelled"
+            raise
+        except BaseException:
+            status = "interrupted"
+            raise
+        finally:
+            bar.close()
+            self._store(status, history, best, t0)
+        return self.config
+
+    def _store(self, status: str, history: list[dict[str, Any]], best: dict[str, Any], t0: float) -> None:
+        """Save the best epoch; an interrupted fit is saved only when it finished an epoch and there is
+        no complete fit of this seed it would replace (its finished epochs stay in resume.pt)."""
+        ctx = self.ctx
+        if status == "complete" or (len(history) > 1 and not has_complete_fit(ctx.ws, ctx.name, self.seed)):
+            self.aggregator.load_state_dict(best["state"][0])
+            self.expander.load_state_dict(best["state"][1])
+            self.config.update({
+                "status": status,
+                "history": history,
+                "epochs_run": history[-1]["epoch"],
+                "best_epoch": best["epoch"],
+                "best_val_loss": best["val_loss"],
+                "initial_val_loss": history[0]["val_loss"],
+                "fit_seconds": round(_time.perf_counter() - t0, 3),
+                "fitted": datetime.now(UTC).isoformat(timespec="seconds"),
+            })  # fmt: skip
+            save_weights(ctx.ws, ctx.name, self.aggregator, self.expander, self.config, self.seed)
+        if status == "complete":
+            resume_path(ctx.ws, ctx.name, self.seed).unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------------- storage of the whole fit
+#: Per-seed entries copied into the summary's ``per_seed`` list.
+PER_SEED_KEYS = ("seed", "status", "epochs_run", "best_epoch", "best_val_loss", "initial_val_loss", "fit_seconds")
+
+
+def _write_summary(ctx: FitContext, seeds: Sequence[int]) -> dict[str, Any] | None:
+    """methods/<name>/config.json (+ the first seed's weights at the top) from the seeds saved so far.
+
+    The summary lists only the seeds of this run that have weights; it never replaces a complete
+    summary by an incomplete one.
+    """
+    ws, name = ctx.ws, ctx.name
+    configs = [(s, method_config(ws, name, s)) for s in seeds]
+    saved = [(s, c) for s, c in configs if c is not None and (method_dir(ws, name, s) / WEIGHTS_FILE).exists()]
+    if not saved:
+        return None
+    complete = all((c or {}).get("status") == "complete" for _, c in configs)
+    if not complete and has_complete_fit(ws, name):
+        return None
+    primary_seed, primary = saved[0]
+    summary = {
+        **primary,
+        "status": "complete" if complete else ("partial" if len(saved) > 1 else primary.get("status")),
+        "seeds": [s for s, _ in saved],
+        "per_seed": [{k: c.get(k) for k in PER_SEED_KEYS} for _, c in saved],
+        "fit_seconds": round(sum(float(c.get("fit_seconds") or 0.0) for _, c in saved), 3),
+        "best_val_loss_mean": float(np.mean([c["best_val_loss"] for _, c in saved])),
+    }
+    fm = load_method(ws, name, primary_seed)
+    save_weights(ws, name, fm.aggregator, fm.expander, summary, None)
+    record_stage(ws, name, summary)
+    return summary
+
+
+@writes_workspace("fit")
 def fit_method(
     workspace: str | Path | Workspace,
     method: str,
     *,
     epochs: int = DEFAULT_EPOCHS,
     seed: int = 0,
+    seeds: int = DEFAULT_SEEDS,
+    split_seed: int = DEFAULT_SPLIT_SEED,
     batch_size: int = DEFAULT_BATCH_SIZE,
     lr: float = DEFAULT_LR,
     weight_decay: float = DEFAULT_WEIGHT_DECAY,
-    val_fraction: float = DEFAULT_VAL_FRACTION,
     patience: int = DEFAULT_PATIENCE,
     loss: str = "mse",
     out_dim: int | None = None,
     hidden: int | None = None,
     agg_kwargs: dict[str, Any] | None = None,
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
     checkpoint: str | Path | None = None,
     model: Any = None,
     progress: ProgressFn | None = None,
     cancel: Cancel = None,
     show_progress: bool = True,
+    device: Any = None,
 ) -> dict[str, Any]:
-    """Train ``method``'s aggregator (if it has weights) and its expander; save the best epoch.
+    """Fit ``method`` ``seeds`` times (initialisation seeds seed, seed+1, ...) on one blocked split.
 
-    Returns the saved config (history, best epoch, losses, parameter counts, fit seconds).
-    The training state is kept after every finished epoch: cancelling (or Ctrl-C) raises
-    CancelledError/KeyboardInterrupt, and running the same fit again resumes after the last
-    finished epoch with the same result as an uninterrupted run. An interrupted fit never replaces
-    a complete one; when there is none, the best finished epoch is saved with status 'cancelled'.
+    ``device`` ("auto", "cpu", "cuda[:N]", "mps"; None = $CLAY_EXPLORE_DEVICE, or where a given model is)
+    is where Clay's decoder, the aggregator and the expander run.
+
+    Every seed trains the aggregator (if it has weights) and its expander on the train chips, stops
+    early on the val chips and saves its best epoch under ``methods/<name>/seed<k>/``; test chips
+    are never seen. ``out_dim`` sets the vector width D' (the fit is then named ``method@D'``).
+    Returns the summary config (settings, split, seeds, per-seed results, total fit seconds).
+
+    Cancelling (or Ctrl-C) raises CancelledError/KeyboardInterrupt; running the same fit again
+    resumes each seed after its last finished epoch with the same result as an uninterrupted run.
+    An interrupted fit never replaces a complete one. ``device``: where Clay's decoder runs
+    ("auto", "cpu", "cuda[:N]", "mps"; None = $CLAY_EXPLORE_DEVICE).
     """
     from clay_explore.research.aggregate import METHODS
 
     if method not in METHODS:
         raise ValueError(f"Unknown aggregation method '{method}'. Choose one of: {', '.join(METHODS)}.")
-    if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-    if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    if seeds < 1:
+        raise ValueError(f"seeds must be >= 1, got {seeds}")
+    settings = FitSettings(epochs, batch_size, lr, weight_decay, patience, loss, out_dim, hidden, split_seed,
+                           tuple(float(f) for f in fractions))  # fmt: skip
+    settings.check()
     ws = workspace if isinstance(workspace, Workspace) else Workspace.open(workspace)
-    info = embeddings_info(ws)
-    model = model_for_workspace(ws, checkpoint, model)
-    n, grid, dim, patch = int(info["n_chips"]), int(info["grid"]), int(model.config.dim), int(model.config.patch_size)
-    torch.manual_seed(seed)
-    train_rows, val_rows = split_rows(n, val_fraction, seed)
-    aggregator, expander = build_pair(method, dim, grid, out_dim=out_dim, hidden=hidden, agg_kwargs=agg_kwargs)
-    net = VectorToPixels(aggregator, expander, model)
-    meta = chip_meta(ws)
-    waves = torch.from_numpy(waves_of(ws))
-    params = [p for p in net.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    steps_per_epoch = len(gsd_batches(train_rows, meta, batch_size))
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs * steps_per_epoch))
-    table = ws.chip_table()
-    chip_ids = [str(c) for c in table["chip_id"]] if "chip_id" in table else [str(i) for i in range(n)]
-
-    config: dict[str, Any] = {
-        "method": method,
-        "aggregator": aggregator.config(),
-        "expander": expander.config(),
-        "n_params": {
-            "aggregator": aggregator.n_params,
-            "expander": expander.n_params,
-            "total": aggregator.n_params + expander.n_params,
-        },
-        "loss": loss,
-        "lr": lr,
-        "weight_decay": weight_decay,
-        "batch_size": batch_size,
-        "seed": seed,
-        "epochs_requested": epochs,
-        "patience": patience,
-        "val_fraction": val_fraction,
-        "train_rows": train_rows.tolist(),
-        "val_rows": val_rows.tolist(),
-        "val_chip_ids": [chip_ids[i] for i in val_rows],
-        "embeddings_sha256": info.get("sha256"),
-        "embeddings_precision": info.get("precision"),
-        "checkpoint_preset": info.get("preset"),
-        **model_honesty(model),
-    }
-    settings = {k: config[k] for k in RESUME_KEYS}
-
-    def validation_loss() -> float:
-        return _evaluate_loss(net, stream_batches(ws, val_rows, meta, patch, batch_size), waves, loss)
-
-    def snapshot(epoch: int, val: float) -> dict[str, Any]:
-        return {
-            "epoch": epoch,
-            "val_loss": val,
-            "state": (copy.deepcopy(aggregator.state_dict()), copy.deepcopy(expander.state_dict())),
-        }
-
-    t0 = _time.perf_counter()
-    resume = _load_resume(ws, method, settings)
-    if resume is not None:
-        aggregator.load_state_dict(resume["aggregator"])
-        expander.load_state_dict(resume["expander"])
-        opt.load_state_dict(resume["optimizer"])
-        sched.load_state_dict(resume["scheduler"])
-        history, best, stale = resume["history"], resume["best"], int(resume["stale"])
-        t0 -= float(resume["fit_seconds"])
-    else:
-        history = [{"epoch": 0, "train_loss": None, "val_loss": validation_loss()}]
-        best, stale = snapshot(0, history[0]["val_loss"]), 0
-    first_epoch, status = history[-1]["epoch"] + 1, "complete"
-    config["resumed_from_epoch"] = first_epoch - 1 if resume is not None else None
-    bar = Progress(
-        epochs * len(train_rows),
-        stage=f"fit {method}",
-        callback=progress,
-        show=show_progress,
-        done=(first_epoch - 1) * len(train_rows),
-    )
+    ctx = _context(ws, method, settings, agg_kwargs, checkpoint, model, device)
+    seed_list = [seed + i for i in range(seeds)]
     try:
-        for epoch in range(first_epoch, epochs + 1):
-            if stale >= patience:  # a resumed fit that had already stopped early
-                break
-            total, count, epoch_start = 0.0, 0, _time.perf_counter()
-            for batch in stream_batches(ws, train_rows, meta, patch, batch_size, shuffle_seed=seed * 100_003 + epoch):
-                if is_cancelled(cancel):
-                    raise CancelledError(
-                        f"Fitting '{method}' cancelled in epoch {epoch}; the {epoch - 1} finished epochs are kept "
-                        f"(best weights so far: epoch {best['epoch']}). Run the same `clay-explore fit` again "
-                        f"to resume from epoch {epoch}."
-                    )
-                batch_loss = masked_loss(net(batch, waves), batch.target, batch.valid, loss)
-                opt.zero_grad(set_to_none=True)
-                batch_loss.backward()
-                opt.step()
-                sched.step()
-                total += batch_loss.item() * len(batch.rows)
-                count += len(batch.rows)
-                bar.update(len(batch.rows), epoch=epoch, loss=batch_loss.item())
-            val = validation_loss()
-            history.append(
-                {
-                    "epoch": epoch,
-                    "train_loss": total / max(count, 1),
-                    "val_loss": val,
-                    "seconds": round(_time.perf_counter() - epoch_start, 3),
-                }
-            )
-            if val < best["val_loss"] * (1 - MIN_REL_IMPROVEMENT):
-                best, stale = snapshot(epoch, val), 0
-            else:
-                stale += 1
-            _save_resume(
-                ws,
-                method,
-                {
-                    "settings": settings,
-                    "history": history,
-                    "best": best,
-                    "stale": stale,
-                    "aggregator": aggregator.state_dict(),
-                    "expander": expander.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict(),
-                    "fit_seconds": _time.perf_counter() - t0,
-                },
-            )
-            if stale >= patience:
-                break
-    except CancelledError:
-        status = "cancelled"
-        raise
-    except BaseException:
-        status = "interrupted"
-        raise
+        for i, s in enumerate(seed_list):
+            label = f"fit {ctx.name}" + (f" seed {s} ({i + 1}/{seeds})" if seeds > 1 else "")
+            _SeedRun(ctx, s).run(progress, cancel, show_progress, label)
     finally:
-        bar.close()
-        # an interrupted fit keeps its finished epochs in resume.pt; it is saved as the method only
-        # when it finished an epoch and there is no complete fit it would replace
-        if status == "complete" or (len(history) > 1 and not _has_complete_fit(ws, method)):
-            aggregator.load_state_dict(best["state"][0])
-            expander.load_state_dict(best["state"][1])
-            config.update(
-                {
-                    "status": status,
-                    "history": history,
-                    "epochs_run": history[-1]["epoch"],
-                    "best_epoch": best["epoch"],
-                    "best_val_loss": best["val_loss"],
-                    "initial_val_loss": history[0]["val_loss"],
-                    "fit_seconds": round(_time.perf_counter() - t0, 3),
-                    "fitted": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                }
-            )
-            save_method(ws, method, aggregator, expander, config)
-            _record_stage(ws, method, config)
-        if status == "complete":
-            _resume_path(ws, method).unlink(missing_ok=True)
-    return config
+        summary = _write_summary(ctx, seed_list)
+    return summary if summary is not None else method_config(ws, ctx.name) or {}

@@ -6,9 +6,10 @@ Embed reads chips through these; fit, evaluate, vectors and reconstruct read the
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -98,5 +99,3 @@ def read_tokens(ws: Workspace, rows: Sequence[int]) -> tuple[np.ndarray, np.ndar
     cls, patches = read_rows(cls_arr, rows), read_rows(patch_arr, rows)
     n, h, w, d = patches.shape
     return cls.astype(np.float32), patches.reshape(n, h * w, d).astype(np.float32)
-
-

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
-from scipy.ndimage import gaussian_filter
+from scipy.ndimage import gaussian_filter, maximum_filter
+
+from clay_explore.core.defaults import DEFAULT_K  # neighbourhood size of NP@k
 
 #: SSIM constants of Wang et al. (2004).
 SSIM_K1, SSIM_K2, SSIM_SIGMA = 0.01, 0.03, 1.5
@@ -22,8 +25,6 @@ SSIM_K1, SSIM_K2, SSIM_SIGMA = 0.01, 0.03, 1.5
 SSIM_TRUNCATE = 3.5
 #: Smallest image side SSIM's window fits in.
 SSIM_MIN_SIDE = 2 * int(SSIM_TRUNCATE * SSIM_SIGMA + 0.5) + 1
-#: Neighbourhood size of NP@k.
-DEFAULT_K = 10
 #: PSNR reported for a perfect reconstruction (infinite in theory; JSON has no infinity).
 PSNR_CAP = 100.0
 #: Fewest bands a spectral angle means anything for (one band has no spectrum).
@@ -46,19 +47,22 @@ def psnr(ref: np.ndarray, pred: np.ndarray, data_range: float, valid: np.ndarray
 def ssim(ref: np.ndarray, pred: np.ndarray, data_range: float) -> float:
     """Mean structural similarity of two 2-D images (Gaussian window, border of the window cropped).
 
-    NaN pixels of ``ref`` (nodata) are replaced by ``pred`` there, so they neither help nor
-    hurt much; a band with no valid pixel gives NaN.
+    Nodata (NaN in ``ref`` or ``pred``) is left out: every window that touches a nodata pixel is
+    dropped from the mean, so nodata can neither raise nor lower the score (filling it with the
+    prediction made two unrelated images look alike). On fully valid images this equals
+    scikit-image's ``structural_similarity`` (gaussian_weights, sigma 1.5, population covariance).
+    NaN when no window is free of nodata.
     """
     x, y = np.asarray(ref, np.float64), np.asarray(pred, np.float64)
     if x.ndim != 2 or x.shape != y.shape:
         raise ValueError(f"ssim needs two 2-D images of the same shape, got {x.shape} and {y.shape}")
-    nodata = ~np.isfinite(x)
+    nodata = ~(np.isfinite(x) & np.isfinite(y))
     if nodata.all():
         return float("nan")
-    x = np.where(nodata, y, x)
     radius = int(SSIM_TRUNCATE * SSIM_SIGMA + 0.5)
     if min(x.shape) < 2 * radius + 1:
         raise ValueError(f"ssim needs images of at least {2 * radius + 1} px a side, got {x.shape}")
+    x, y = np.where(nodata, 0.0, x), np.where(nodata, 0.0, y)
 
     def blur(a: np.ndarray) -> np.ndarray:
         return gaussian_filter(a, sigma=SSIM_SIGMA, truncate=SSIM_TRUNCATE, mode="reflect")
@@ -69,7 +73,12 @@ def ssim(ref: np.ndarray, pred: np.ndarray, data_range: float) -> float:
     vxy = blur(x * y) - ux * uy
     c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2
     s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux**2 + uy**2 + c1) * (vx + vy + c2))
-    return float(s[radius:-radius, radius:-radius].mean())
+    inner = (slice(radius, -radius), slice(radius, -radius))
+    if not nodata.any():
+        return float(s[inner].mean())
+    touched = maximum_filter(nodata, size=2 * radius + 1, mode="nearest")  # window reaches nodata
+    keep = ~touched[inner]
+    return float(s[inner][keep].mean()) if keep.any() else float("nan")
 
 
 def per_band(metric, ref: np.ndarray, pred: np.ndarray, data_range: float | Sequence[float]) -> np.ndarray:
@@ -96,22 +105,49 @@ def spectral_angle(ref: np.ndarray, pred: np.ndarray) -> float | None:
     return float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))).mean())
 
 
-def image_metrics(ref: np.ndarray, pred: np.ndarray, data_range: float | Sequence[float]) -> dict[str, Any]:
+def ssim_bands(ref: np.ndarray, pred: np.ndarray, data_range: float | Sequence[float]) -> np.ndarray:
+    """``ssim`` of every band of [C, H, W] images at once -> [C] (the same numbers, one filter call per moment)."""
+    x, y = np.asarray(ref, np.float64), np.asarray(pred, np.float64)
+    nodata = ~(np.isfinite(x) & np.isfinite(y))  # [C, H, W]
+    radius = int(SSIM_TRUNCATE * SSIM_SIGMA + 0.5)
+    x, y = np.where(nodata, 0.0, x), np.where(nodata, 0.0, y)
+    sigma = (0.0, SSIM_SIGMA, SSIM_SIGMA)  # no blur across bands
+
+    def blur(a: np.ndarray) -> np.ndarray:
+        return gaussian_filter(a, sigma=sigma, truncate=SSIM_TRUNCATE, mode="reflect")
+
+    ux, uy = blur(x), blur(y)
+    vx, vy, vxy = blur(x * x) - ux * ux, blur(y * y) - uy * uy, blur(x * y) - ux * uy
+    ranges = np.broadcast_to(np.asarray(data_range, dtype=np.float64), (x.shape[0],))[:, None, None]
+    c1, c2 = (SSIM_K1 * ranges) ** 2, (SSIM_K2 * ranges) ** 2
+    s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux**2 + uy**2 + c1) * (vx + vy + c2))
+    inner = (slice(None), slice(radius, -radius), slice(radius, -radius))
+    keep = ~maximum_filter(nodata, size=(1, 2 * radius + 1, 2 * radius + 1), mode="nearest")[inner]
+    s = s[inner]
+    counts = keep.sum(axis=(1, 2))
+    sums = np.where(keep, s, 0.0).sum(axis=(1, 2))
+    return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+
+def image_metrics(
+    ref: np.ndarray, pred: np.ndarray, data_range: float | Sequence[float], *, structure: bool = True
+) -> dict[str, Any]:
     """PSNR and SSIM per band (+ their means) and the spectral angle of one chip [C, H, W].
 
-    ``sam_deg`` is None for single-band chips (see ``spectral_angle``).
+    ``sam_deg`` is None for single-band chips (see ``spectral_angle``). ``structure=False`` skips
+    SSIM and the spectral angle (NaN / None) where only PSNR is read (the rate-distortion points).
     """
     p = per_band(psnr, ref, pred, data_range)
-    if min(ref.shape[-2:]) < SSIM_MIN_SIDE:  # too small for the 11-px window
+    if not structure or min(ref.shape[-2:]) < SSIM_MIN_SIDE:  # skipped, or too small for the 11-px window
         s = np.full(ref.shape[0], np.nan)
     else:
-        s = per_band(ssim, ref, pred, data_range)
+        s = ssim_bands(ref, pred, data_range)
     return {
         "psnr": p.tolist(),
         "ssim": s.tolist(),
         "psnr_mean": float(np.nanmean(p)) if np.isfinite(p).any() else float("nan"),
         "ssim_mean": float(np.nanmean(s)) if np.isfinite(s).any() else float("nan"),
-        "sam_deg": spectral_angle(ref, pred),
+        "sam_deg": spectral_angle(ref, pred) if structure else None,
     }
 
 
@@ -153,6 +189,65 @@ def neighbourhood_preservation(dists_a: np.ndarray, dists_b: np.ndarray, k: int 
     return float(np.mean(overlap) / k)
 
 
+def np_chance(n: int, k: int = DEFAULT_K) -> float | None:
+    """NP@k of an embedding unrelated to the reference: k / (n - 1) (None when NP@k is not measurable)."""
+    k = effective_k(n, k)
+    return float(k / (n - 1)) if k > 0 else None
+
+
+#: Width per position of the token-set sketch, and the seed of its projections.
+SKETCH_DIM = 64
+SKETCH_SEED = 0
+#: Largest token set kept exactly for the reference distances, in numbers over all chips (128 MiB).
+EXACT_MAX_NUMBERS = 32 * 1024 * 1024
+#: Positions whose projections are drawn at once (bounds the memory of the sketch: chunk x D x width).
+SKETCH_CHUNK = 128
+
+
+class TokenSketch:
+    """Whole token sets [L, D] -> vectors whose distances approximate the all-token reference distance.
+
+    The reference distance between two chips is the Euclidean distance of their flattened [L*D]
+    token sets. When all N chips fit (N*L*D <= EXACT_MAX_NUMBERS, or D <= width) the sets are kept
+    exactly. Otherwise every position l gets its *own* Gaussian projection R_l [D, width] (a
+    block-diagonal Johnson-Lindenstrauss sketch of the whole set): the component all tokens share is
+    projected L times independently, so its errors average out instead of being drawn once by a
+    shared matrix. The R_l are redrawn from fixed seeds, a chunk of positions at a time, so memory
+    stays at SKETCH_CHUNK x D x width and every batch sees the same projections.
+    """
+
+    def __init__(self, n_chips: int, n_patches: int, dim: int, width: int = SKETCH_DIM, exact: bool | None = None):
+        fits = n_chips * n_patches * dim <= EXACT_MAX_NUMBERS or dim <= width
+        self.exact = fits if exact is None else bool(exact)
+        self.width = dim if self.exact else int(width)
+        self.dim, self.n_patches = int(dim), int(n_patches)
+
+    def _projection(self, start: int, stop: int) -> Any:
+        import torch
+
+        gen = torch.Generator().manual_seed(SKETCH_SEED * 1_000_003 + start)
+        return torch.randn(stop - start, self.dim, self.width, generator=gen) / math.sqrt(self.width)
+
+    def __call__(self, patches: Any) -> np.ndarray:
+        """Token sets [B, L, D] (tensor or array) -> sketches [B, L*width] float32."""
+        import torch
+
+        x = torch.as_tensor(np.asarray(patches) if not isinstance(patches, torch.Tensor) else patches)
+        x = x.detach().float().cpu()
+        if self.exact:
+            return x.reshape(x.shape[0], -1).numpy()
+        parts = []
+        for start in range(0, self.n_patches, SKETCH_CHUNK):
+            stop = min(start + SKETCH_CHUNK, self.n_patches)
+            parts.append(torch.einsum("bld,ldr->blr", x[:, start:stop], self._projection(start, stop)))
+        return torch.cat(parts, dim=1).reshape(x.shape[0], -1).numpy()
+
+    def describe(self) -> str:
+        if self.exact:
+            return "exact distance between whole token sets"
+        return f"distance between whole token sets via an independent {self.width}-dim Gaussian sketch per position"
+
+
 def knn_agreement(vectors: Mapping[str, np.ndarray], k: int = DEFAULT_K) -> dict[str, dict[str, float]]:
     """NP@k between every pair of methods' image vectors (symmetric; 1.0 on the diagonal)."""
     dists = {name: pairwise_sq_dists(v) for name, v in vectors.items()}
@@ -166,8 +261,20 @@ def knn_agreement(vectors: Mapping[str, np.ndarray], k: int = DEFAULT_K) -> dict
 
 
 # ---------------------------------------------------------------------------- label probes
+#: Chip-table columns that hold each chip's labels, preferred first.
+LABEL_COLUMNS = ("labels", "label")
+
+
+def label_column(columns: Sequence[str]) -> str | None:
+    """The chip table's label column (see ``LABEL_COLUMNS``), or None when the chips carry no labels."""
+    return next((name for name in LABEL_COLUMNS if name in columns), None)
+
+
 def primary_labels(labels: Sequence[Any]) -> list[str | None]:
-    """First label of each chip from strings like '["a", "b"]', 'a; b' or 'a|b' (None when absent)."""
+    """First label of each chip from strings like '["a", "b"]', 'a; b' or 'a|b' (None when absent).
+
+    The one label parser: the label probe of ``evaluate`` and the app's "colour by label" both use it.
+    """
     out: list[str | None] = []
     for raw in labels:
         if isinstance(raw, (list, tuple, np.ndarray)):

@@ -22,14 +22,17 @@ from typing import Any
 
 import numpy as np
 
+from clay_explore.core import defaults
+from clay_explore.core.bounds import UMAP_BOUNDS, check_bounds
 from clay_explore.core.errors import ClayExploreError, StageMissingError
+from clay_explore.core.lock import writes_workspace
 from clay_explore.core.workspace import EMBEDDINGS_ZARR, VECTORS_ZARR, Workspace, atomic_path
 
 PROJECTIONS_DIR = "projections"
 PATCHES = "patches"
 CLS = "cls"
-METRICS = ("euclidean", "cosine", "manhattan", "correlation")
-TRUST_SAMPLE = 2000      # points used for trustworthiness (it is O(n^2))
+METRICS = defaults.UMAP_METRICS
+TRUST_SAMPLE = 2000  # points used for trustworthiness (it is O(n^2))
 TRUST_NEIGHBOURS = 10
 #: Stages whose records do not change the data a projection reads.
 _IGNORED_STAGES = ("projection", "export", "fit")  # fit writes weights; vectors change with evaluate/vectors
@@ -45,12 +48,12 @@ class ProjectionError(ClayExploreError, ValueError):
 class UmapParams:
     """Everything that determines a projection besides the data."""
 
-    n_neighbors: int = 15
-    min_dist: float = 0.1
-    metric: str = "euclidean"
-    seed: int | None = 42        # None: faster (parallel) but not reproducible
-    pca_components: int = 50     # 0: UMAP on the raw vectors
-    max_points: int = 100_000    # patches are subsampled (seeded) beyond this
+    n_neighbors: int = defaults.UMAP_N_NEIGHBORS
+    min_dist: float = defaults.UMAP_MIN_DIST
+    metric: str = defaults.UMAP_METRIC
+    seed: int | None = defaults.UMAP_SEED  # None: faster (parallel) but not reproducible
+    pca_components: int = defaults.UMAP_PCA_COMPONENTS  # 0: UMAP on the raw vectors
+    max_points: int = defaults.UMAP_MAX_POINTS  # patches are subsampled (seeded) beyond this
 
     def validate(self) -> UmapParams:
         """Raise ProjectionError for values UMAP cannot take."""
@@ -62,6 +65,7 @@ class UmapParams:
             raise ProjectionError(f"Unknown metric {self.metric!r}; choose one of {', '.join(METRICS)}.")
         if self.pca_components < 0 or self.max_points < 10:
             raise ProjectionError("pca_components must be >= 0 and max_points >= 10.")
+        check_bounds(asdict(self), UMAP_BOUNDS)  # the upper limits, and a seed numpy takes
         return self
 
 
@@ -157,6 +161,18 @@ def warmup() -> float:
 
 
 # ---------------------------------------------------------------------------------------------- sources
+def require_finished_tokens(ws: Workspace, sources: Sequence[str]) -> None:
+    """Refuse to project patch/CLS tokens while the embed stage is unfinished (a part would pass for all)."""
+    rec = ws.stage("embed")
+    if not {PATCHES, CLS} & set(sources) or rec is None or rec.get("status") == "complete":
+        return
+    done = f" ({rec['done']} of {rec.get('n_chips', '?')} chips)" if "done" in rec else ""
+    raise StageMissingError(
+        f"The embeddings in {ws.root} are unfinished{done}; a projection would show only part of the chips. "
+        f"Run `clay-explore embed --workspace {ws.root}` to finish them first."
+    )
+
+
 def available_sources(ws: Workspace) -> list[str]:
     """Sources that can be projected: 'patches', 'cls' and every aggregator in vectors.zarr."""
     out: list[str] = []
@@ -234,8 +250,10 @@ def load_points(
     else:
         if rows.size > max_points:
             rows = np.sort(rng.choice(rows, size=max_points, replace=False))
-        x = np.asarray(arr.get_orthogonal_selection((rows,)) if hasattr(arr, "get_orthogonal_selection")
-                       else arr[rows], dtype=np.float32)
+        x = np.asarray(
+            arr.get_orthogonal_selection((rows,)) if hasattr(arr, "get_orthogonal_selection") else arr[rows],
+            dtype=np.float32,
+        )
         table = pd.DataFrame({"row": rows, "i": -1, "j": -1})
     table["row"] = table["row"].astype(np.int32)
     table["i"] = table["i"].astype(np.int16)
@@ -294,6 +312,7 @@ def list_projections(ws: Workspace) -> list[dict[str, Any]]:
     return sorted(recs, key=lambda r: r.get("created", ""), reverse=True)
 
 
+@writes_workspace("project", arg="ws")
 def project_workspace(
     ws: Workspace,
     sources: Sequence[str] = (PATCHES,),
@@ -313,6 +332,7 @@ def project_workspace(
     sources = list(dict.fromkeys(sources))
     if not sources:
         raise ProjectionError("Choose at least one embedding to project.")
+    require_finished_tokens(ws, sources)
     known = available_sources(ws)
     missing = [s for s in sources if s not in known]
     if missing:
@@ -345,8 +365,13 @@ def project_workspace(
     table["x"], table["y"] = coords[:, 0], coords[:, 1]
     table["source"] = table["source"].astype("category")
     t0 = time.perf_counter()
-    info["trustworthiness"] = trustworthiness(x, coords, sample=trust_sample, seed=params.seed or 0,
-                                              metric=params.metric if params.metric != "correlation" else "euclidean")
+    info["trustworthiness"] = trustworthiness(
+        x,
+        coords,
+        sample=trust_sample,
+        seed=params.seed or 0,
+        metric=params.metric if params.metric != "correlation" else "euclidean",
+    )
     info["seconds_trustworthiness"] = round(time.perf_counter() - t0, 3)
     info["trustworthiness_sample"] = int(min(trust_sample, len(x)))
     key = projection_key(ws, sources, params)

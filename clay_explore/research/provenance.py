@@ -44,8 +44,19 @@ def model_sha256(model: Any) -> str | None:
 
 
 def model_precision(model: Any) -> str:
-    """'bf16' when any weight is bfloat16 (the model's fast mode), else 'float32'."""
-    return "bf16" if any(p.dtype == torch.bfloat16 for p in model.parameters()) else "float32"
+    """The precision fast mode chose (model.fast_path: float32, bf16, fp16 or int8); else from the weights."""
+    chosen = (getattr(model, "fast_path", None) or {}).get("precision")
+    if chosen:
+        return str(chosen)
+    dtypes = {p.dtype for p in model.parameters()}
+    return "bf16" if torch.bfloat16 in dtypes else "fp16" if torch.float16 in dtypes else "float32"
+
+
+def model_device(model: Any) -> str:
+    """Where the model runs, e.g. 'cpu' or 'cuda:0'."""
+    from clay_explore.model.device import model_device as _device
+
+    return str(_device(model))
 
 
 def describe_model(model: Any) -> dict[str, Any]:
@@ -55,31 +66,37 @@ def describe_model(model: Any) -> dict[str, Any]:
         "sha256": model_sha256(model),
         "preset": getattr(model, "preset", None),
         "precision": model_precision(model),
+        "precision_reason": (getattr(model, "fast_path", None) or {}).get("reason"),
+        "device": model_device(model),
         "dim": int(model.config.dim),
         "patch_size": int(model.config.patch_size),
         **model_honesty(model),
     }
 
 
-
-def load_model_for(checkpoint: str | Path | None, fast: bool = False):
-    """Load the Clay model (explicit path, $CLAY_CHECKPOINT or the Hugging Face cache)."""
+def load_model_for(checkpoint: str | Path | None, fast: bool = False, device: Any = None):
+    """Load the Clay model (explicit path, $CLAY_CHECKPOINT or the Hugging Face cache) onto ``device``."""
     from clay_explore.model import load_model
 
-    return load_model(checkpoint, fast=fast)
+    return load_model(checkpoint, fast=fast, device=device)
 
 
-def model_for_workspace(ws: Workspace, checkpoint: str | Path | None = None, model: Any = None):
+def model_for_workspace(ws: Workspace, checkpoint: str | Path | None = None, model: Any = None, device: Any = None):
     """The Clay model that made the workspace's embeddings (its decoder renders reconstructions).
 
     Uses ``model`` or ``checkpoint`` when given, else the checkpoint recorded by the embed stage,
     else the default resolution; refuses a checkpoint whose sha256 differs from the embeddings'.
+    The model is loaded onto (or a given one moved to) ``device`` (None: a given model stays put).
     """
     info = embeddings_info(ws)
     if model is None:
         recorded = info.get("checkpoint")
         path = checkpoint or (recorded if recorded and Path(recorded).exists() else None)
-        model = load_model_for(path, fast=False)
+        model = load_model_for(path, fast=False, device=device)
+    elif device is not None:
+        from clay_explore.model.device import resolve_device
+
+        model = model.to(resolve_device(device))
     want, have = info.get("sha256"), model_sha256(model)
     if want and have and want != have:
         raise WorkspaceError(

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from clay_explore.core.errors import ClayExploreError, StageMissingError
-from clay_explore.research.projection import CLS, _done_rows, vector_methods
 from clay_explore.core.workspace import EMBEDDINGS_ZARR, VECTORS_ZARR, Workspace
+from clay_explore.research.projection import CLS, _done_rows, vector_methods
 
 DEFAULT_K = 8
 
@@ -83,8 +83,10 @@ def top_k(ws: Workspace, row: int, k: int = DEFAULT_K, methods: Sequence[str] | 
     recs = []
     for m, v in vecs.items():
         rows, sims = cosine_neighbours(v, row, k)
-        recs.extend({"method": m, "rank": r + 1, "row": int(i), "chip_id": ids[int(i)], "similarity": float(s)}
-                    for r, (i, s) in enumerate(zip(rows, sims)))
+        recs.extend(
+            {"method": m, "rank": r + 1, "row": int(i), "chip_id": ids[int(i)], "similarity": float(s)}
+            for r, (i, s) in enumerate(zip(rows, sims))
+        )
     return pd.DataFrame.from_records(recs, columns=["method", "rank", "row", "chip_id", "similarity"])
 
 

@@ -19,10 +19,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from clay_explore.core.progress import Cancel, ProgressFn, is_cancelled
-from clay_explore.research.inputs import embeddings_info, read_tokens
 from clay_explore.core.errors import CancelledError, StageMissingError
+from clay_explore.core.lock import writes_workspace
+from clay_explore.core.progress import Cancel, ProgressFn, is_cancelled
 from clay_explore.core.workspace import EMBEDDINGS_ZARR, VECTORS_ZARR, Workspace
+from clay_explore.model.device import resolve_device
+from clay_explore.research.inputs import embeddings_info, read_tokens
 
 #: Pooled from the patch tokens without any weights (CLS is read from the embeddings as it is).
 POOLED = ("mean", "max", "gem")
@@ -44,7 +46,12 @@ def write_vectors(ws: Workspace, method: str, vectors: np.ndarray, attrs: dict[s
     Every writer (this module and ``evaluate``) goes through here, so ``stale_methods`` can trust the stamp.
     """
     arr = ws.create_array(
-        VECTORS_ZARR, method, shape=vectors.shape, dtype="float32", chunks=vectors.shape, overwrite=True,
+        VECTORS_ZARR,
+        method,
+        shape=vectors.shape,
+        dtype="float32",
+        chunks=vectors.shape,
+        overwrite=True,
         attrs={"method": method, **attrs, SOURCE_ATTR: embeddings_fingerprint(ws)},
     )
     arr[:] = vectors
@@ -64,14 +71,18 @@ def stale_methods(ws: Workspace, methods: Sequence[str] = POOLED) -> list[str]:
     return out
 
 
+@writes_workspace("vectors")
 def ensure_parameter_free_vectors(
     workspace: str | Path | Workspace,
     methods: Sequence[str] = POOLED,
     *,
     progress: ProgressFn | None = None,
     cancel: Cancel = None,
+    device: Any = None,
 ) -> list[str]:
     """Compute and store the missing/outdated parameter-free vectors; returns the methods (re)computed.
+
+    ``device``: where the pooling runs ("auto", "cpu", "cuda[:N]", "mps"; None = $CLAY_EXPLORE_DEVICE, else auto).
 
     Needs a complete embed stage (StageMissingError naming `clay-explore embed` otherwise).
     ``progress(done, total, info)`` after each chunk of chips; ``cancel`` stops between chunks
@@ -81,7 +92,8 @@ def ensure_parameter_free_vectors(
     info = embeddings_info(ws)
     if info.get("status") != "complete":
         raise StageMissingError(
-            f"The embeddings in {ws.root} are incomplete. Run `clay-explore embed --workspace {ws.root}` to finish them."
+            f"The embeddings in {ws.root} are incomplete. "
+            f"Run `clay-explore embed --workspace {ws.root}` to finish them."
         )
     unknown = [m for m in methods if m not in POOLED]
     if unknown:
@@ -92,7 +104,8 @@ def ensure_parameter_free_vectors(
     from clay_explore.research.aggregate import META_DIM, build_aggregator
 
     n, grid, _, dim = ws.open_array(EMBEDDINGS_ZARR, "patches").shape  # [N, h, w, D]
-    pools = [build_aggregator(m, dim=dim, grid=grid) for m in todo]
+    dev = resolve_device(device)
+    pools = [build_aggregator(m, dim=dim, grid=grid).to(dev) for m in todo]
     out = {m: np.zeros((n, dim), np.float32) for m in todo}  # [N, D] each; N x D is small next to the tokens
     for start in range(0, n, CHUNK_CHIPS):
         if is_cancelled(cancel):
@@ -100,14 +113,18 @@ def ensure_parameter_free_vectors(
         rows = np.arange(start, min(start + CHUNK_CHIPS, n))
         cls, patches = read_tokens(ws, rows)  # [b, D], [b, L, D]
         with torch.inference_mode():
-            p, c = torch.from_numpy(patches), torch.from_numpy(cls)
+            p, c = torch.from_numpy(patches).to(dev), torch.from_numpy(cls).to(dev)
             for pool in pools:
-                out[pool.name][rows] = pool(p, c, torch.zeros(len(rows), META_DIM)).float().numpy()
+                out[pool.name][rows] = pool(p, c, torch.zeros(len(rows), META_DIM, device=dev)).float().cpu().numpy()
         if progress is not None:
             progress(int(rows[-1]) + 1, n, {"stage": "vectors"})
     for m, vec in out.items():
-        write_vectors(ws, m, vec, {"embeddings_sha256": info.get("sha256"),
-                                   "source": "parameter-free pooling of the stored patch tokens"})
+        write_vectors(
+            ws,
+            m,
+            vec,
+            {"embeddings_sha256": info.get("sha256"), "source": "parameter-free pooling of the stored patch tokens"},
+        )
     return todo
 
 

@@ -2,8 +2,9 @@
 
 folium and its Draw plugin list their JS/CSS as ``default_js`` / ``default_css`` (name, CDN URL) pairs,
 and streamlit-folium loads them in its iframe before drawing the map: one unreachable script and the map
-stays blank. Streamlit serves ``static/`` (next to the main script: ``clay_explore/app/static``, linked from the repository's ``static``) at ``<baseUrlPath>/app/static/`` when
-``server.enableStaticServing`` is on, so the links are rewritten to that same-origin path. Assets the maps
+stays blank. Streamlit serves ``static/`` next to the main script (``clay_explore/app/static``, linked from
+the repository's ``static``) at ``<baseUrlPath>/app/static/`` when ``server.enableStaticServing`` is on
+(``clay-explore app`` turns it on), so the links are rewritten to that same-origin path. Assets the maps
 only use cosmetically (bootstrap, awesome-markers, Font Awesome, glyphicons) are dropped. No Streamlit here.
 """
 
@@ -25,10 +26,17 @@ LOCAL_ASSETS = {
     "leaflet_draw_css": "vendor/leaflet-draw-1.0.2/leaflet.draw.css",
 }
 #: folium defaults the app's maps don't need (icons and popup styling degrade gracefully without them).
-DROPPED_ASSETS = frozenset({
-    "bootstrap", "bootstrap_css", "awesome_markers", "awesome_markers_css", "awesome_markers_font_css",
-    "glyphicons_css", "awesome_rotate_css",
-})
+DROPPED_ASSETS = frozenset(
+    {
+        "bootstrap",
+        "bootstrap_css",
+        "awesome_markers",
+        "awesome_markers_css",
+        "awesome_markers_font_css",
+        "glyphicons_css",
+        "awesome_rotate_css",
+    }
+)
 
 
 def static_base_url(base_url_path: str = "") -> str:
@@ -53,8 +61,15 @@ def use_local_assets(m: Any, base_url: str) -> Any:
         for attr in ("default_js", "default_css"):
             links = getattr(elem, attr, None)
             if links:
-                setattr(elem, attr, [(name, f"{base}/{LOCAL_ASSETS[name]}" if name in LOCAL_ASSETS else url)
-                                     for name, url in links if name not in DROPPED_ASSETS])
+                setattr(
+                    elem,
+                    attr,
+                    [
+                        (name, f"{base}/{LOCAL_ASSETS[name]}" if name in LOCAL_ASSETS else url)
+                        for name, url in links
+                        if name not in DROPPED_ASSETS
+                    ],
+                )
     return m
 
 
@@ -63,8 +78,9 @@ def external_links(m: Any) -> list[str]:
     out = []
     for elem in _elements(m):
         for attr in ("default_js", "default_css"):
-            out.extend(url for _, url in getattr(elem, attr, None) or []
-                       if url.startswith(("http://", "https://", "//")))
+            out.extend(
+                url for _, url in getattr(elem, attr, None) or [] if url.startswith(("http://", "https://", "//"))
+            )
     return list(dict.fromkeys(out))
 
 

@@ -14,15 +14,15 @@ from typing import Any
 import numpy as np
 
 from clay_explore.core.errors import StageMissingError
-from clay_explore.viz.views import chip_status_colors
 from clay_explore.core.workspace import EMBEDDINGS_ZARR, Workspace
+from clay_explore.viz.views import chip_status_colors
 
 DEFAULT_CENTER = (37.67, -75.62)  # the demo scene, Virginia's Eastern Shore
 DEFAULT_ZOOM = 10
 EARTH_KM_PER_DEG = 111.32
 
 
-def chip_layer_table(ws: Workspace, selected: Sequence[int] = (), neighbours: Sequence[int] = ()):
+def chip_layer_table(ws: Workspace, selected: Sequence[int] = (), neighbours: Sequence[int] = ()) -> Any:
     """The chip table with 'status' (stored / embedded / selected / neighbour) and 'colour' columns."""
     table = ws.chip_table().reset_index(drop=True)
     n = len(table)
@@ -47,7 +47,7 @@ def legend_markdown() -> str:
     return "  ".join(f"<span style='color:{c}'>■</span> {s}" for s, c in chip_status_colors().items())
 
 
-def build_map(chips=None, bbox: Sequence[float] | None = None, draw: bool = True, height: int = 520):
+def build_map(chips: Any = None, bbox: Sequence[float] | None = None, draw: bool = True, height: int = 520) -> Any:
     """A leafmap (folium) map with a rectangle/polygon draw tool, the bbox and the chip grid."""
     import folium
     import leafmap.foliumap as leafmap
@@ -60,26 +60,43 @@ def build_map(chips=None, bbox: Sequence[float] | None = None, draw: bool = True
     elif bbox is not None:
         w, s, e, n = bbox
         center, zoom = ((s + n) / 2, (w + e) / 2), _zoom_for(w, s, e, n)
-    m = leafmap.Map(center=center, zoom=zoom, height=height, draw_control=False, fullscreen_control=False,
-                    measure_control=False, locate_control=False, search_control=False, layers_control=False)
+    m = leafmap.Map(
+        center=center,
+        zoom=zoom,
+        height=height,
+        draw_control=False,
+        fullscreen_control=False,
+        measure_control=False,
+        locate_control=False,
+        search_control=False,
+        layers_control=False,
+    )
     if draw:
         plugins.Draw(
             export=False,
-            draw_options={"polyline": False, "circle": False, "marker": False, "circlemarker": False,
-                          "rectangle": {"shapeOptions": {"color": "#D55E00"}},
-                          "polygon": {"shapeOptions": {"color": "#D55E00"}}},
+            draw_options={
+                "polyline": False,
+                "circle": False,
+                "marker": False,
+                "circlemarker": False,
+                "rectangle": {"shapeOptions": {"color": "#D55E00"}},
+                "polygon": {"shapeOptions": {"color": "#D55E00"}},
+            },
             edit_options={"edit": False, "remove": True},
         ).add_to(m)
     if bbox is not None:
         w, s, e, n = bbox
-        folium.Rectangle(bounds=[(s, w), (n, e)], color="#D55E00", weight=2, fill=False,
-                         tooltip="area").add_to(m)
+        folium.Rectangle(bounds=[(s, w), (n, e)], color="#D55E00", weight=2, fill=False, tooltip="area").add_to(m)
     if chips is not None and len(chips):
         folium.GeoJson(
             chips[["chip_id", "row", "status", "colour", "geometry"]].to_json(),
             name="chips",
-            style_function=lambda f: {"color": f["properties"]["colour"], "weight": 1,
-                                      "fillColor": f["properties"]["colour"], "fillOpacity": 0.25},
+            style_function=lambda f: {
+                "color": f["properties"]["colour"],
+                "weight": 1,
+                "fillColor": f["properties"]["colour"],
+                "fillOpacity": 0.25,
+            },
             tooltip=folium.GeoJsonTooltip(fields=["chip_id", "status"]),
         ).add_to(m)
     return m
@@ -104,8 +121,12 @@ def bbox_from_drawing(out: dict[str, Any] | None) -> tuple[float, float, float, 
     coords = np.asarray(_flatten(geom.get("coordinates", [])), dtype=np.float64).reshape(-1, 2)
     if coords.size == 0:
         return None
-    return (round(float(coords[:, 0].min()), 6), round(float(coords[:, 1].min()), 6),
-            round(float(coords[:, 0].max()), 6), round(float(coords[:, 1].max()), 6))
+    return (
+        round(float(coords[:, 0].min()), 6),
+        round(float(coords[:, 1].min()), 6),
+        round(float(coords[:, 0].max()), 6),
+        round(float(coords[:, 1].max()), 6),
+    )
 
 
 def _flatten(c) -> list[float]:
@@ -117,7 +138,7 @@ def _flatten(c) -> list[float]:
     return out
 
 
-def chip_at(chips, clicked: dict[str, float] | None) -> int | None:
+def chip_at(chips: Any, clicked: dict[str, float] | None) -> int | None:
     """Row of the chip containing a clicked point ({'lat', 'lng'}), or None."""
     if chips is None or not clicked or "lat" not in clicked:
         return None
@@ -148,8 +169,11 @@ def fetch_target(ws: Workspace | None, current: Path, request: dict[str, Any], n
         if not ws.stage("chips"):
             return current
     src = ws.manifest.get("source", {})
-    if all(src.get(k) == v for k, v in request.items() if k in src) and src.get("kind") == request.get("kind") \
-            and request.get("kind") == "stac":
+    if (
+        all(src.get(k) == v for k, v in request.items() if k in src)
+        and src.get("kind") == request.get("kind")
+        and request.get("kind") == "stac"
+    ):
         return current
     return new_path
 
@@ -158,7 +182,7 @@ def chips_message(rec: dict[str, Any]) -> str:
     """A one-line summary of a chips stage record (kept and dropped chips, the source's note)."""
     kept = rec.get("chips", rec.get("kept", rec.get("count")))
     msg = f"Stored {kept} chips." if kept is not None else "Chips stored."
-    dropped = {k[len("dropped_"):]: v for k, v in rec.items() if k.startswith("dropped_") and v}
+    dropped = {k[len("dropped_") :]: v for k, v in rec.items() if k.startswith("dropped_") and v}
     if dropped:
         msg += " Dropped: " + ", ".join(f"{v} ({k})" for k, v in dropped.items()) + "."
     note = rec.get("note") or (rec.get("demo") or {}).get("note")

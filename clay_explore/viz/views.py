@@ -11,16 +11,23 @@ import base64
 import hashlib
 import io
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
+from clay_explore.core.rgb import NODATA_RGB as NODATA_RGB  # re-exported: the one nodata colour
+from clay_explore.core.rgb import stretch_limits, to_uint8  # the one RGB stretch (CLI PNGs use it too)
 from clay_explore.core.sensors import Sensor
 
 # ---------------------------------------------------------------------------------------------- colours
 #: One colour per method, used by every page (Okabe-Ito based, colour-blind safe).
 METHOD_COLORS: dict[str, str] = {
-    "full": "#222222",      # Clay decoder from all patch tokens (upper bound)
-    "cls_only": "#9a9a9a",  # Clay decoder from the CLS token alone (Clay's own one-vector baseline)
+    "mae": "#000000",  # Clay decoder at its trained operating point (75 % masked passes)
+    "all_tokens": "#555555",  # Clay decoder with every patch visible (outside its training regime)
+    "cls_only": "#9a9a9a",  # Clay decoder from the CLS token alone (100 % masking)
+    "band_mean": "#bcbd22",  # baselines without Clay
+    "chip_mean": "#8c564b",
+    "thumbnail": "#17becf",
     "mean": "#0072B2",
     "max": "#56B4E9",
     "gem": "#009E73",
@@ -31,8 +38,12 @@ METHOD_COLORS: dict[str, str] = {
     "patches": "#8c8c8c",
 }
 METHOD_LABELS: dict[str, str] = {
-    "full": "Full tokens (reference)",
-    "cls_only": "CLS only (Clay baseline)",
+    "mae": "Clay MAE, 75 % masked (reference)",
+    "all_tokens": "All tokens visible (reference, outside Clay's training)",
+    "cls_only": "CLS only, 100 % masked (reference)",
+    "band_mean": "Band mean (baseline, no Clay)",
+    "chip_mean": "Chip's band mean (baseline, no Clay)",
+    "thumbnail": "Thumbnail (baseline, no Clay)",
     "mean": "Mean pooling",
     "max": "Max pooling",
     "gem": "GeM pooling",
@@ -42,30 +53,55 @@ METHOD_LABELS: dict[str, str] = {
     "perceiver": "Perceiver / PMA",
     "patches": "Patch tokens",
 }
-#: Other spellings the research stage may use for the two references.
+#: Other spellings of the references (older reports called all_tokens 'full').
 METHOD_ALIASES: dict[str, str] = {
-    "full_tokens": "full",
-    "reference": "full",
-    "full-tokens": "full",
+    "full": "all_tokens",
+    "full_tokens": "all_tokens",
+    "reference": "all_tokens",
+    "full-tokens": "all_tokens",
+    "all-tokens": "all_tokens",
     "cls-only": "cls_only",
     "cls_baseline": "cls_only",
     "clsonly": "cls_only",
 }
-#: Order in which methods are listed (references first, then the aggregators).
-METHOD_ORDER = ("full", "cls_only", "mean", "max", "gem", "cls", "linear", "attention", "perceiver")
+#: Order in which rows are listed (references first, then the aggregators, then the baselines).
+METHOD_ORDER = (
+    "mae",
+    "all_tokens",
+    "cls_only",
+    "mean",
+    "max",
+    "gem",
+    "cls",
+    "linear",
+    "attention",
+    "perceiver",
+    "band_mean",
+    "chip_mean",
+    "thumbnail",
+)
+#: Rows of the Reconstructions grid: Clay with nothing fitted, one vector per chip, no Clay at all.
+PANEL_GROUPS = (
+    ("Clay's decoder, nothing fitted (references)", ("mae", "all_tokens", "cls_only")),
+    ("Baselines without Clay", ("band_mean", "chip_mean", "thumbnail")),
+)
 _EXTRA_COLORS = ("#7570b3", "#66a61e", "#e6ab02", "#a6761d", "#1b9e77", "#e7298a")
 
-THUMB_SIZE = 96            # px of a hover / grid thumbnail
-STRETCH_PERCENTILES = (2.0, 98.0)
-NODATA_RGB = (40, 40, 40)  # dark grey where a chip has no data
+THUMB_SIZE = 96  # px of a hover / grid thumbnail
 FRAME_RGB = (150, 150, 150)
-DIVERGING = "RdBu_r"       # residual maps: blue = reconstruction too dark, red = too bright
+DIVERGING = "RdBu_r"  # residual maps: blue = reconstruction too dark, red = too bright
 
 
 def canonical_method(name: str) -> str:
-    """The palette key of a method name (aliases of the two references folded)."""
-    key = name.lower()
+    """The palette key of a method name (aliases of the references folded; a fit's width ``@D`` and extra
+    seed ``/seedK`` dropped, so ``linear@64`` has the colour of ``linear``)."""
+    key = name.lower().split("/", 1)[0].split("@", 1)[0]
     return METHOD_ALIASES.get(key, key)
+
+
+def _width(name: str) -> str:
+    """The vector width of a fit name ``method@D`` ('' when it has the default width)."""
+    return name.split("/", 1)[0].partition("@")[2]
 
 
 def method_color(name: str) -> str:
@@ -78,14 +114,21 @@ def method_color(name: str) -> str:
 
 
 def method_label(name: str) -> str:
-    """Human label of a method."""
-    return METHOD_LABELS.get(canonical_method(name), name)
+    """Human label of a method (``linear@64`` -> 'Learned linear, 64 numbers')."""
+    key = canonical_method(name)
+    if key not in METHOD_LABELS:
+        return name
+    width = _width(name)
+    return METHOD_LABELS[key] + (f", {width} numbers" if width else "")
 
 
 def sort_methods(names: Sequence[str]) -> list[str]:
     """Methods in the app's canonical order, unknown ones last (alphabetical)."""
     rank = {m: i for i, m in enumerate(METHOD_ORDER)}
-    return sorted(names, key=lambda n: (rank.get(canonical_method(n), len(rank)), n))
+    return sorted(
+        names,
+        key=lambda n: (rank.get(canonical_method(n), len(rank)), int(_width(n) or 0) if _width(n).isdigit() else 0, n),
+    )
 
 
 # ---------------------------------------------------------------------------------------------- bands
@@ -114,42 +157,6 @@ def select_bands(pixels: np.ndarray, bands: Sequence[str], names: Sequence[str])
     """Bands ``names`` of ``pixels`` [..., C, H, W] -> [..., len(names), H, W]."""
     index = [list(bands).index(n) for n in names]
     return pixels[..., index, :, :]
-
-
-def stretch_limits(img: np.ndarray, percentiles: tuple[float, float] = STRETCH_PERCENTILES) -> np.ndarray:
-    """Per-band (low, high) display limits [k, 2] of ``img`` [k, H, W] from robust percentiles."""
-    flat = img.reshape(img.shape[0], -1)
-    lims = np.zeros((img.shape[0], 2), dtype=np.float32)
-    for b in range(img.shape[0]):
-        vals = flat[b][np.isfinite(flat[b])]
-        if vals.size:
-            lo, hi = np.percentile(vals, percentiles)
-        else:
-            lo, hi = 0.0, 1.0
-        if hi <= lo:
-            hi = lo + 1e-6
-        lims[b] = (lo, hi)
-    return lims
-
-
-def to_uint8(img: np.ndarray, limits: np.ndarray | None = None) -> np.ndarray:
-    """Display image [k, H, W] (k = 1 or 3) -> uint8 [H, W, 3]; NaN pixels become dark grey.
-
-    ``limits`` [k, 2] fixes the stretch (pass the original's limits to compare reconstructions
-    on the same scale); by default each band is stretched between its 2nd and 98th percentile.
-    """
-    img = np.asarray(img, dtype=np.float32)
-    if img.ndim != 3 or img.shape[0] not in (1, 3):
-        raise ValueError(f"expected [1 or 3, H, W], got {img.shape}")
-    lims = stretch_limits(img) if limits is None else np.asarray(limits, dtype=np.float32)
-    scaled = (img - lims[:, :1, None]) / (lims[:, 1:, None] - lims[:, :1, None])
-    nodata = ~np.all(np.isfinite(img), axis=0)  # [H, W]
-    out = (np.clip(np.nan_to_num(scaled), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    if out.shape[0] == 1:
-        out = np.repeat(out, 3, axis=0)
-    out = np.moveaxis(out, 0, -1).copy()  # [H, W, 3]
-    out[nodata] = NODATA_RGB
-    return out
 
 
 def render(
@@ -262,10 +269,10 @@ def residuals(original: np.ndarray, reconstruction: np.ndarray) -> np.ndarray:
     """Signed per-band residual reconstruction - original, [C, H, W] (NaN where no data)."""
     if original.shape != reconstruction.shape:
         raise ValueError(f"shapes differ: {original.shape} vs {reconstruction.shape}")
-    return (reconstruction.astype(np.float32) - original.astype(np.float32))
+    return reconstruction.astype(np.float32) - original.astype(np.float32)
 
 
-def residual_figure(res: np.ndarray, bands: Sequence[str], title: str = "", units: str = "", cols: int = 5):
+def residual_figure(res: np.ndarray, bands: Sequence[str], title: str = "", units: str = "", cols: int = 5) -> Any:
     """Per-band residual maps [C, H, W] as a plotly grid on one symmetric diverging colour scale."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
@@ -276,17 +283,22 @@ def residual_figure(res: np.ndarray, bands: Sequence[str], title: str = "", unit
     finite = res[np.isfinite(res)]
     vmax = float(np.percentile(np.abs(finite), 99)) if finite.size else 1.0
     vmax = vmax or 1.0
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=list(bands), horizontal_spacing=0.02,
-                        vertical_spacing=0.08)
+    fig = make_subplots(
+        rows=rows, cols=cols, subplot_titles=list(bands), horizontal_spacing=0.02, vertical_spacing=0.08
+    )
     for k in range(c):
         fig.add_trace(
             go.Heatmap(
                 z=res[k],
-                zmin=-vmax, zmax=vmax, colorscale=DIVERGING, showscale=(k == 0),
+                zmin=-vmax,
+                zmax=vmax,
+                colorscale=DIVERGING,
+                showscale=(k == 0),
                 colorbar={"title": f"recon − orig {units}".strip(), "len": 0.9},
                 hovertemplate=f"{bands[k]}<br>row %{{y}} col %{{x}}<br>residual %{{z:.4g}}<extra></extra>",
             ),
-            row=k // cols + 1, col=k % cols + 1,
+            row=k // cols + 1,
+            col=k % cols + 1,
         )
     fig.update_yaxes(autorange="reversed", showticklabels=False, scaleanchor="x")
     fig.update_xaxes(showticklabels=False)
@@ -295,13 +307,24 @@ def residual_figure(res: np.ndarray, bands: Sequence[str], title: str = "", unit
 
 
 # ---------------------------------------------------------------------------------------------- scatter
+#: Height of a projection scatter (px).
+SCATTER_HEIGHT_PX = 520
+#: Above this many points a scatter draws small markers; above ``MANY_IN_TRACE`` in one trace, medium ones.
+MANY_POINTS, MANY_IN_TRACE = 5000, 200
+#: Marker sizes (px): many points, many in the trace, few; image vectors among patches are this much larger.
+POINT_PX = (4, 6, 9)
+IMAGE_POINT_SCALE = 2.2
+#: Colour range of NDVI values (bare soil to dense vegetation).
+NDVI_RANGE = (-0.2, 0.9)
+
+
 def scatter_figure(
-    table,
+    table: Any,
     color_by: str = "source",
     title: str = "",
     highlight_rows: Sequence[int] = (),
     max_legend: int = 20,
-):
+) -> Any:
     """WebGL scatter of a projection table (columns x, y, source, row, chip_id, i, j, [value], [label]).
 
     ``color_by``: 'source' (one colour per method / patches, with legend), 'chip' (categorical
@@ -311,81 +334,203 @@ def scatter_figure(
     """
     import plotly.graph_objects as go
 
-    fig = go.Figure()
     df = table
-    custom_cols = ["row", "i", "j"]
-
-    def _trace(sub, name, marker, showlegend=True, legendgroup=None):
-        image_pts = sub["i"].to_numpy() < 0
-        if image_pts.any() and not image_pts.all():  # overlay: image vectors as larger outlined diamonds
-            size = marker.get("size", 6)
-            marker = {**marker, "symbol": np.where(image_pts, "diamond", "circle"),
-                      "size": np.where(image_pts, size * 2.2, size),
-                      "line": {"color": "black", "width": np.where(image_pts, 1.0, 0.0)}}
-        return go.Scattergl(
-            x=sub["x"].to_numpy(), y=sub["y"].to_numpy(), mode="markers", name=name,
-            marker=marker, customdata=sub[custom_cols].to_numpy(), showlegend=showlegend,
-            legendgroup=legendgroup,
-            text=sub["chip_id"].astype(str).to_numpy(),
-            hovertemplate="%{text}<br>patch (%{customdata[1]}, %{customdata[2]})<extra>" + name + "</extra>",
+    colour = color_by
+    if (color_by == "label" and "label" not in df) or (color_by == "value" and "value" not in df):
+        colour = "source"  # nothing to colour by: one colour per embedding
+    traces = {
+        "chip": lambda: _traces_by_chip(df, max_legend),
+        "value": lambda: _traces_by_value(df),
+        "label": lambda: _traces_by_label(df),
+    }.get(colour, lambda: _traces_by_source(df))()
+    fig = go.Figure(traces)
+    if color_by != "source" and df["source"].nunique() > 1:  # explain the diamonds in the legend
+        fig.add_trace(
+            go.Scattergl(
+                x=[None],
+                y=[None],
+                mode="markers",
+                name="◆ image embedding, ● patch",
+                marker={"symbol": "diamond", "color": "white", "size": 10, "line": {"color": "black", "width": 1}},
+                hoverinfo="skip",
+            )
         )
-
-    def _size(sub):
-        return 4 if len(df) > 5000 else (6 if len(sub) > 200 else 9)
-
-    sources = list(dict.fromkeys(df["source"]))
-    if color_by == "source" or (color_by == "label" and "label" not in df) or (color_by == "value" and "value" not in df):
-        for src in sort_methods(sources) if "patches" not in sources else ["patches", *sort_methods([s for s in sources if s != "patches"])]:
-            sub = df[df["source"] == src]
-            fig.add_trace(_trace(sub, method_label(src), {"color": method_color(src), "size": _size(sub),
-                                                             "opacity": 0.55 if src == "patches" else 0.95}))
-    elif color_by == "chip":
-        chips = list(dict.fromkeys(df["row"]))
-        if len(chips) <= max_legend:
-            import plotly.express as px
-
-            palette = px.colors.qualitative.Dark24
-            for n, r in enumerate(chips):
-                sub = df[df["row"] == r]
-                name = str(sub["chip_id"].iloc[0])
-                fig.add_trace(_trace(sub, name, {"color": palette[n % len(palette)], "size": _size(sub), "opacity": 0.8}))
-        else:
-            fig.add_trace(_trace(df, "chip #", {"color": df["row"].to_numpy(), "colorscale": "Turbo", "size": _size(df),
-                                                      "opacity": 0.7, "colorbar": {"title": "chip #"}, "showscale": True},
-                                 showlegend=False))
-    elif color_by == "value":
-        fig.add_trace(_trace(df, str(df.attrs.get("value_name", "value")), {"color": df["value"].to_numpy(), "colorscale": "RdYlGn", "cmin": -0.2, "cmax": 0.9,
-                                                  "size": _size(df), "opacity": 0.8,
-                                                  "colorbar": {"title": str(df.attrs.get("value_name", "value"))},
-                                                  "showscale": True}, showlegend=False))
-    else:  # label
-        import plotly.express as px
-
-        palette = px.colors.qualitative.Set2
-        for n, lab in enumerate(sorted(set(map(str, df["label"])))):
-            sub = df[df["label"].astype(str) == lab]
-            fig.add_trace(_trace(sub, lab, {"color": palette[n % len(palette)], "size": _size(sub), "opacity": 0.8}))
-    if color_by != "source" and len(sources) > 1:  # explain the diamonds in the legend
-        fig.add_trace(go.Scattergl(x=[None], y=[None], mode="markers", name="◆ image embedding, ● patch",
-                                   marker={"symbol": "diamond", "color": "white", "size": 10,
-                                           "line": {"color": "black", "width": 1}}, hoverinfo="skip"))
     if len(highlight_rows):
         sub = df[df["row"].isin(list(highlight_rows))]
         if len(sub):
-            fig.add_trace(_trace(sub, "selected chips", {"color": "rgba(0,0,0,0)", "size": _size(sub) + 4,
-                                                             "line": {"color": "black", "width": 2}}))
+            fig.add_trace(
+                _scatter_trace(
+                    sub,
+                    "selected chips",
+                    {
+                        "color": "rgba(0,0,0,0)",
+                        "size": _point_size(df, sub) + 4,
+                        "line": {"color": "black", "width": 2},
+                    },
+                )
+            )
+    _scatter_layout(fig, title, color_by)
+    return fig
+
+
+def _scatter_trace(sub: Any, name: str, marker: dict[str, Any], showlegend: bool = True) -> Any:
+    """One WebGL trace of the points ``sub``; image vectors among patches become larger outlined diamonds."""
+    import plotly.graph_objects as go
+
+    image_pts = sub["i"].to_numpy() < 0
+    if image_pts.any() and not image_pts.all():
+        size = marker.get("size", POINT_PX[1])
+        marker = {
+            **marker,
+            "symbol": np.where(image_pts, "diamond", "circle"),
+            "size": np.where(image_pts, size * IMAGE_POINT_SCALE, size),
+            "line": {"color": "black", "width": np.where(image_pts, 1.0, 0.0)},
+        }
+    return go.Scattergl(
+        x=sub["x"].to_numpy(),
+        y=sub["y"].to_numpy(),
+        mode="markers",
+        name=name,
+        marker=marker,
+        customdata=sub[["row", "i", "j"]].to_numpy(),
+        showlegend=showlegend,
+        text=_hover_names(sub),
+        hovertemplate="%{text}<br>patch (%{customdata[1]}, %{customdata[2]})<extra>" + name + "</extra>",
+    )
+
+
+def _point_size(df: Any, sub: Any) -> int:
+    """Marker size of the points ``sub`` in a figure of ``df``: smaller when there are many."""
+    many, medium, few = POINT_PX
+    return many if len(df) > MANY_POINTS else (medium if len(sub) > MANY_IN_TRACE else few)
+
+
+def _traces_by_source(df: Any) -> list[Any]:
+    """One trace per embedding (patches first, then the methods in their order), in the method colours."""
+    sources = list(dict.fromkeys(df["source"]))
+    order = (["patches"] if "patches" in sources else []) + sort_methods([s for s in sources if s != "patches"])
+    out = []
+    for src in order:
+        sub = df[df["source"] == src]
+        out.append(
+            _scatter_trace(
+                sub,
+                method_label(src),
+                {
+                    "color": method_color(src),
+                    "size": _point_size(df, sub),
+                    "opacity": 0.55 if src == "patches" else 0.95,
+                },
+            )
+        )
+    return out
+
+
+def _traces_by_chip(df: Any, max_legend: int) -> list[Any]:
+    """One trace per chip (up to ``max_legend``), else one trace coloured by chip number with a colour bar."""
+    import plotly.express as px
+
+    chips = list(dict.fromkeys(df["row"]))
+    if len(chips) > max_legend:
+        return [
+            _scatter_trace(
+                df,
+                "chip #",
+                {
+                    "color": df["row"].to_numpy(),
+                    "colorscale": "Turbo",
+                    "size": _point_size(df, df),
+                    "opacity": 0.7,
+                    "colorbar": {"title": "chip #"},
+                    "showscale": True,
+                },
+                showlegend=False,
+            )
+        ]
+    palette = px.colors.qualitative.Dark24
+    out = []
+    for n, r in enumerate(chips):
+        sub = df[df["row"] == r]
+        name = str(sub["name"].iloc[0] if "name" in sub else sub["chip_id"].iloc[0])
+        out.append(
+            _scatter_trace(
+                sub, name, {"color": palette[n % len(palette)], "size": _point_size(df, sub), "opacity": 0.8}
+            )
+        )
+    return out
+
+
+def _traces_by_value(df: Any) -> list[Any]:
+    """One trace coloured by the table's 'value' column (e.g. NDVI) with a colour bar."""
+    name = str(df.attrs.get("value_name", "value"))
+    return [
+        _scatter_trace(
+            df,
+            name,
+            {
+                "color": df["value"].to_numpy(),
+                "colorscale": "RdYlGn",
+                "cmin": NDVI_RANGE[0],
+                "cmax": NDVI_RANGE[1],
+                "size": _point_size(df, df),
+                "opacity": 0.8,
+                "colorbar": {"title": name},
+                "showscale": True,
+            },
+            showlegend=False,
+        )
+    ]
+
+
+def _traces_by_label(df: Any) -> list[Any]:
+    """One trace per chip label."""
+    import plotly.express as px
+
+    palette = px.colors.qualitative.Set2
+    out = []
+    for n, lab in enumerate(sorted(set(map(str, df["label"])))):
+        sub = df[df["label"].astype(str) == lab]
+        out.append(
+            _scatter_trace(sub, lab, {"color": palette[n % len(palette)], "size": _point_size(df, sub), "opacity": 0.8})
+        )
+    return out
+
+
+def _scatter_layout(fig: Any, title: str, color_by: str) -> None:
+    """Title below the plotly toolbar, legend (under the plot when a colour bar takes the right side), axes."""
     has_scale = any(getattr(t.marker, "showscale", None) for t in fig.data)
     legend = {"title": _legend_title(color_by), "itemsizing": "constant"}
-    if has_scale:  # the colour bar takes the right side: the legend goes under the plot
+    if has_scale:
         legend.update(orientation="h", x=0.0, y=-0.04, yanchor="top", title="")
     fig.update_layout(
-        title=title, height=520, margin={"l": 10, "r": 10, "t": 50, "b": 40 if has_scale else 10},
-        dragmode="lasso", legend=legend,
+        title={
+            "text": title,
+            "x": 0.01,
+            "xanchor": "left",
+            "yref": "container",
+            "y": 1 - TITLE_TOP_PX / SCATTER_HEIGHT_PX,
+            "yanchor": "top",
+        },
+        height=SCATTER_HEIGHT_PX,
+        margin={"l": 10, "r": 10, "t": 80, "b": 40 if has_scale else 10},
+        dragmode="lasso",
+        legend=legend,
         xaxis={"title": "UMAP 1", "showticklabels": False, "zeroline": False},
         yaxis={"title": "UMAP 2", "showticklabels": False, "zeroline": False},
         plot_bgcolor="white",
     )
-    return fig
+
+
+#: Pixels between the top of a scatter figure and its title: the plotly toolbar's row stays free.
+TITLE_TOP_PX = 34
+
+
+def _hover_names(sub) -> np.ndarray:
+    """Hover text of scatter points: the readable chip name (column 'name') and the chip id under it."""
+    ids = sub["chip_id"].astype(str).to_numpy()
+    if "name" not in sub:
+        return ids
+    return np.array([f"{n}<br><span style='font-size:0.85em'>{i}</span>" for n, i in zip(sub["name"], ids)])
 
 
 def _legend_title(color_by: str) -> str:
@@ -393,28 +538,196 @@ def _legend_title(color_by: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- metrics
-def metrics_figure(table, metric: str, title: str = ""):
+def metrics_figure(table: Any, metric: str, title: str = "") -> Any:
     """Bar chart of one metric per method (rows of ``table`` with columns 'method' and ``metric``)."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
     for _, row in table.iterrows():
         m = str(row["method"])
-        fig.add_trace(go.Bar(x=[method_label(m)], y=[row[metric]], name=method_label(m),
-                             marker_color=method_color(m)))
-    fig.update_layout(title=title or metric, height=320, showlegend=True, legend={"title": "method"},
-                      margin={"l": 10, "r": 10, "t": 50, "b": 10}, yaxis_title=metric)
+        fig.add_trace(go.Bar(x=[method_label(m)], y=[row[metric]], name=method_label(m), marker_color=method_color(m)))
+    fig.update_layout(
+        title=title or metric,
+        height=320,
+        showlegend=True,
+        legend={"title": "method"},
+        margin={"l": 10, "r": 10, "t": 50, "b": 10},
+        yaxis_title=metric,
+    )
     return fig
 
 
-def agreement_figure(matrix, title: str = "Neighbour agreement (overlap of top-k)"):
+def _on_test(n_test: int | None) -> str:
+    return (
+        f" on {n_test} test chip{'s' if n_test != 1 else ''}" if n_test is not None else " (all chips: no test split)"
+    )
+
+
+#: Bar pattern of the rows that are not fitted methods, so they read as yardsticks, not contenders.
+KIND_PATTERN = {"reference": "/", "baseline": ".", "method": ""}
+
+
+def evaluation_figure(rows: Sequence[Mapping], metric: str = "psnr", n_test: int | None = None, title: str = "") -> Any:
+    """One bar per row of ``evaluation_summary.rows`` (references, methods, baselines) with the mean on test
+    chips; methods carry error bars (sd over seeds, 95 % CI on hover); references and baselines are hatched."""
+    import plotly.graph_objects as go
+
+    axis = {"psnr": "test PSNR (dB)", "ssim": "test SSIM", "sam_deg": "test spectral angle (deg)"}.get(metric, metric)
+    fig = go.Figure()
+    for r in rows:
+        s = r.get(metric) or {}
+        if s.get("mean") is None:
+            continue
+        ci = s.get("ci95") or [None, None]
+        hover = f"{method_label(r['name'])}<br>{axis} %{{y:.3f}}"
+        if s.get("sd") is not None:
+            hover += f" ± {s['sd']:.3f} (sd over seeds)"
+        if ci[0] is not None:
+            hover += f"<br>95 % CI [{ci[0]:.3f}, {ci[1]:.3f}]"
+        fig.add_trace(
+            go.Bar(
+                x=[method_label(r["name"])],
+                y=[s["mean"]],
+                name=method_label(r["name"]),
+                marker={"color": method_color(r["name"]), "pattern": {"shape": KIND_PATTERN.get(r.get("kind"), "")}},
+                error_y={"type": "data", "array": [s["sd"]], "visible": True} if s.get("sd") is not None else None,
+                hovertemplate=hover + "<extra></extra>",
+            )
+        )
+    fig.update_layout(
+        title=(title or f"{axis} per method") + _on_test(n_test),
+        height=360,
+        showlegend=False,
+        margin={"l": 10, "r": 10, "t": 50, "b": 10},
+        yaxis_title=axis,
+        xaxis={"tickangle": -30, "automargin": True},
+    )
+    return fig
+
+
+def np_figure(rows: Sequence[Mapping], n_test: int | None = None) -> Any:
+    """NP@k of each method's vectors against the whole token set, with the chance level k / (N - 1) as a line."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    k, chance = None, None
+    for r in rows:
+        npk = r.get("np") or {}
+        if npk.get("value") is None:
+            continue
+        k = k or npk.get("k")
+        chance = chance if chance is not None else npk.get("chance")
+        fig.add_trace(
+            go.Bar(
+                x=[method_label(r["name"])],
+                y=[npk["value"]],
+                name=method_label(r["name"]),
+                marker_color=method_color(r["name"]),
+                hovertemplate="%{x}<br>NP %{y:.3f}<extra></extra>",
+            )
+        )
+    if chance is not None:
+        fig.add_hline(
+            y=chance,
+            line_dash="dash",
+            line_color="#444",
+            annotation_text=f"chance {chance:.3f} = k / (N − 1)",
+            annotation_position="top left",
+        )
+    label = f"NP@{k}" if k else "NP@k"
+    fig.update_layout(
+        title=f"Neighbourhood preservation ({label}) vs the whole token set" + _on_test(n_test),
+        height=360,
+        showlegend=False,
+        yaxis={"title": label, "range": [0, 1]},
+        margin={"l": 10, "r": 10, "t": 50, "b": 10},
+        xaxis={"tickangle": -30, "automargin": True},
+    )
+    return fig
+
+
+def rate_distortion_figure(points: Sequence[Mapping], rows: Sequence[Mapping] = (), n_test: int | None = None) -> Any:
+    """Test PSNR against vector width (numbers per chip, log axis) per method, with error bars; baselines
+    (thumbnail at the same number count, dashed) and the fixed references / baselines as horizontal lines."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for method in dict.fromkeys(p["method"] for p in points):
+        pts = sorted((p for p in points if p["method"] == method), key=lambda p: p["n_numbers"] or 0)
+        baseline = pts[0]["kind"] != "method"
+        fig.add_trace(
+            go.Scatter(
+                x=[p["n_numbers"] for p in pts],
+                y=[p["mean"] for p in pts],
+                name=method_label(method),
+                mode="lines+markers",
+                line={"color": method_color(method), "dash": "dash" if baseline else "solid"},
+                error_y={"type": "data", "array": [p["sd"] or 0.0 for p in pts], "visible": not baseline},
+                hovertemplate=f"{method_label(method)}<br>%{{x}} numbers<br>PSNR %{{y:.2f}} dB<extra></extra>",
+            )
+        )
+    for r in rows:
+        mean = (r.get("psnr") or {}).get("mean")
+        if r.get("kind") in ("reference", "baseline") and r["name"] != "thumbnail" and mean is not None:
+            fig.add_hline(
+                y=mean,
+                line_dash="dot",
+                line_color=method_color(r["name"]),
+                annotation_text=method_label(r["name"]),
+                annotation_position="bottom right",
+            )
+    fig.update_layout(
+        title="How many numbers does each method need? Test PSNR vs vector width" + _on_test(n_test),
+        height=400,
+        xaxis={"title": "numbers per chip (vector width)", "type": "log"},
+        yaxis_title="test PSNR (dB)",
+        legend={"title": "method"},
+        margin={"l": 10, "r": 10, "t": 50, "b": 10},
+    )
+    return fig
+
+
+def panel_groups(names: Sequence[str]) -> list[tuple[str, list[str]]]:
+    """The Reconstructions grid, row by row: (heading, panels), each row starting with the original."""
+    names = [n for n in names if "/" not in n]  # extra seeds of a method: the grid shows its first seed
+    refs = [n for n in PANEL_GROUPS[0][1] if n in names]
+    base = sort_methods([n for n in names if canonical_method(n) in PANEL_GROUPS[1][1]])
+    methods = sort_methods([n for n in names if n not in (*refs, *base, "original")])
+    groups = [(PANEL_GROUPS[0][0], refs), ("One vector per chip (fitted methods)", methods), (PANEL_GROUPS[1][0], base)]
+    return [(head, ["original", *panels]) for head, panels in groups if panels]
+
+
+def panel_caption(metrics: Mapping | None, split: str | None = None) -> str:
+    """The figures under one panel: this chip's PSNR and SSIM, and which split the chip is in."""
+    from clay_explore.research.evaluation_summary import split_words
+
+    if metrics is None:
+        return "input"
+    psnr = metrics.get("psnr_mean", metrics.get("psnr"))
+    ssim = metrics.get("ssim_mean", metrics.get("ssim"))
+    psnr = float(np.nanmean(psnr)) if psnr is not None else float("nan")
+    ssim = float(np.nanmean(ssim)) if ssim is not None else float("nan")
+    return f"this chip: PSNR {psnr:.2f} dB · SSIM {ssim:.3f} · {split_words(split)}"
+
+
+def agreement_figure(matrix: Any, title: str = "Neighbour agreement (overlap of top-k)") -> Any:
     """Heatmap of a square DataFrame of agreements in [0, 1] between methods, with a colour bar."""
     import plotly.graph_objects as go
 
     labels = [method_label(m) for m in matrix.columns]
-    fig = go.Figure(go.Heatmap(z=matrix.to_numpy(), x=labels, y=labels, zmin=0, zmax=1, colorscale="Viridis",
-                               colorbar={"title": "overlap"}, text=np.round(matrix.to_numpy(), 2),
-                               texttemplate="%{text}"))
+    fig = go.Figure(
+        go.Heatmap(
+            z=matrix.to_numpy(),
+            x=labels,
+            y=labels,
+            zmin=0,
+            zmax=1,
+            colorscale="Viridis",
+            colorbar={"title": "overlap"},
+            texttemplate="%{z:.2f}",
+            hovertemplate="%{y} vs %{x}: %{z:.2f}<extra></extra>",
+        )
+    )
     fig.update_layout(title=title, height=360, margin={"l": 10, "r": 10, "t": 50, "b": 10})
     return fig
 
@@ -431,13 +744,15 @@ def scene_records(items: Sequence) -> list[dict]:
             if asset is not None:
                 thumb = getattr(asset, "href", None)
                 break
-        rows.append({
-            "date": str(when)[:10] if when else "unknown",
-            "cloud %": props.get("eo:cloud_cover"),
-            "platform": props.get("platform", ""),
-            "id": getattr(it, "id", ""),
-            "thumbnail": thumb,
-        })
+        rows.append(
+            {
+                "date": str(when)[:10] if when else "unknown",
+                "cloud %": props.get("eo:cloud_cover"),
+                "platform": props.get("platform", ""),
+                "id": getattr(it, "id", ""),
+                "thumbnail": thumb,
+            }
+        )
     return rows
 
 

@@ -20,11 +20,27 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 ASSETS = REPO / ".cache" / "e2e-assets" / "node_modules"
-CDN_HOSTS = ("cdn.jsdelivr.net", "cdnjs.cloudflare.com", "code.jquery.com", "netdna.bootstrapcdn.com",
-             "unpkg.com", "tile.openstreetmap.org", "fonts.googleapis.com", "fonts.gstatic.com")
+CDN_HOSTS = (
+    "cdn.jsdelivr.net",
+    "cdnjs.cloudflare.com",
+    "code.jquery.com",
+    "netdna.bootstrapcdn.com",
+    "unpkg.com",
+    "tile.openstreetmap.org",
+    "fonts.googleapis.com",
+    "fonts.gstatic.com",
+)
 #: (substring of the URL, local package folder): the asset's path after ``dist/`` (or the version) is kept.
 LOCAL_PACKAGES = (("/leaflet@", "leaflet/dist"), ("/leaflet.draw/", "leaflet-draw/dist"))
 # A 1x1 light-grey PNG for map tiles (the tile servers are unreachable offline).
@@ -86,9 +102,23 @@ class AppServer(_Proc):
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         full = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
-        args = [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"), "--server.headless", "true",
-                "--server.port", str(self.port), "--server.address", "127.0.0.1",
-                "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
+        args = [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(REPO / "app.py"),
+            "--server.headless",
+            "true",
+            "--server.port",
+            str(self.port),
+            "--server.address",
+            "127.0.0.1",
+            "--browser.gatherUsageStats",
+            "false",
+            "--server.fileWatcherType",
+            "none",
+        ]
         self.started = time.perf_counter()
         super().__init__(args, full, workdir / f"streamlit-{self.port}.log")
 
@@ -105,8 +135,13 @@ class StacServer(_Proc):
     def __init__(self, folder: Path, workdir: Path, port: int | None = None):
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        args = [sys.executable, str(REPO / "tests" / "imagery" / "stac_server.py"), "--port", str(self.port),
-                str(folder)]
+        args = [
+            sys.executable,
+            str(REPO / "tests" / "imagery" / "stac_server.py"),
+            "--port",
+            str(self.port),
+            str(folder),
+        ]
         super().__init__(args, {**os.environ, "PYTHONUNBUFFERED": "1"}, workdir / f"stac-{self.port}.log")
 
     def wait(self, timeout: float = 120.0) -> None:
@@ -153,7 +188,22 @@ def launch(playwright):
     return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
 
 
+#: Screenshots go to a temporary folder; ``CLAY_EXPLORE_SCREENSHOTS=docs/screenshots`` (relative to the
+#: repository, or absolute) refreshes the README's pictures instead, so the test command leaves a clone clean.
+SCREENSHOTS_ENV = "CLAY_EXPLORE_SCREENSHOTS"
+
+
+def screenshot_dir(default: Path) -> Path:
+    """Where the browser tests write screenshots: ``$CLAY_EXPLORE_SCREENSHOTS`` when set, else ``default``."""
+    chosen = os.environ.get(SCREENSHOTS_ENV)
+    if not chosen:
+        return default
+    path = Path(chosen)
+    return path if path.is_absolute() else REPO / path
+
+
 def have_assets() -> bool:
     """True when the leaflet / leaflet-draw copies are installed."""
-    return (ASSETS / "leaflet" / "dist" / "leaflet.js").is_file() and \
-        (ASSETS / "leaflet-draw" / "dist" / "leaflet.draw.js").is_file()
+    return (ASSETS / "leaflet" / "dist" / "leaflet.js").is_file() and (
+        ASSETS / "leaflet-draw" / "dist" / "leaflet.draw.js"
+    ).is_file()

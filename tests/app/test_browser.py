@@ -2,7 +2,8 @@
 
 ``streamlit run app.py`` and ``tests/imagery/stac_server.py`` run as subprocesses on 127.0.0.1 with the
 tiny checkpoint; folium's CDN assets come from the npm copies of ``tests/app/install_assets.sh``.
-Screenshots of every page go to docs/screenshots/ (the README shows them).
+Screenshots of every page go to a temporary folder; ``CLAY_EXPLORE_SCREENSHOTS=docs/screenshots`` refreshes
+the README's pictures (see tests/app/app_browser.screenshot_dir).
 """
 
 from __future__ import annotations
@@ -22,11 +23,14 @@ from app_browser import (
     have_assets,
     launch,
     route_cdns,
+    screenshot_dir,
 )
 
-pytestmark = pytest.mark.browser
+from clay_explore.viz.views import method_label
 
-SHOTS = REPO / "docs" / "screenshots"
+pytestmark = [pytest.mark.browser, pytest.mark.slow]  # a real Chromium against a real server: minutes
+
+SHOTS: list = []  # [Path]: set by the module's screenshot fixture (a temporary folder unless asked otherwise)
 WAIT = 180_000  # ms: generous; the first UMAP waits for numba's one-time compile
 ORIGIN = (400_000.0, 5_300_000.0)  # UTM 33N; the generated scene is 6 x 4 km north-west of ~13.66 E 47.84 N
 SHAPE = (400, 600)
@@ -48,9 +52,16 @@ def stac(tmp_path_factory):
     from gen_data import write_s2
 
     folder = tmp_path_factory.mktemp("scenes")
-    write_s2(folder, "S2A_e2e_20230610", shape=SHAPE, origin=ORIGIN, scl=np.full(SHAPE, 4),
-             properties={"eo:cloud_cover": 3.0, "s2:processing_baseline": "05.09"},
-             tags={"ACQUISITION_DATETIME": "2023-06-10T10:20:00Z"}, seed=7)
+    write_s2(
+        folder,
+        "S2A_e2e_20230610",
+        shape=SHAPE,
+        origin=ORIGIN,
+        scl=np.full(SHAPE, 4),
+        properties={"eo:cloud_cover": 3.0, "s2:processing_baseline": "05.09"},
+        tags={"ACQUISITION_DATETIME": "2023-06-10T10:20:00Z"},
+        seed=7,
+    )
     srv = StacServer(folder, tmp_path_factory.mktemp("stac_logs"))
     try:
         srv.wait()
@@ -95,14 +106,20 @@ def _maps_drawn(page, timeout: int = 30_000) -> None:
             pass
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _screenshots(tmp_path_factory):
+    SHOTS[:] = [screenshot_dir(tmp_path_factory.mktemp("screenshots"))]
+    yield SHOTS[0]
+
+
 def _shot(page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
+    SHOTS[0].mkdir(parents=True, exist_ok=True)
     page.wait_for_timeout(800)
     page.wait_for_function("() => Array.from(document.images).every(i => i.complete)")
     _maps_drawn(page)
     from PIL import Image
 
-    path = SHOTS / f"{name}.png"
+    path = SHOTS[0] / f"{name}.png"
     page.screenshot(path=str(path), full_page=False)
     Image.open(path).convert("RGB").quantize(colors=256).save(path, optimize=True)  # small PNGs for the README
 
@@ -138,9 +155,11 @@ def _map_frame(page, centre: tuple[float, float]):
 
     The component's iframe is replaced when the page re-renders the map, so poll with fresh handles.
     """
-    check = (f"([x, y]) => {{ const m = ({_MAP_JS})(); if (!m) return false; const c = m.getCenter();"
-             " return Math.abs(c.lng - x) < 0.05 && Math.abs(c.lat - y) < 0.05"
-             " && !!document.querySelector('.leaflet-draw-draw-rectangle'); }")
+    check = (
+        f"([x, y]) => {{ const m = ({_MAP_JS})(); if (!m) return false; const c = m.getCenter();"
+        " return Math.abs(c.lng - x) < 0.05 && Math.abs(c.lat - y) < 0.05"
+        " && !!document.querySelector('.leaflet-draw-draw-rectangle'); }"
+    )
     deadline = time.monotonic() + WAIT / 1000
     stable = 0
     while time.monotonic() < deadline:
@@ -201,8 +220,10 @@ def _hover_first_point(page) -> None:
     """Move the mouse onto the first plotted point: the chip thumbnail (with the patch outlined) appears."""
     frame_el = page.locator('iframe[title*="clay_scatter"]').first
     frame = frame_el.element_handle().content_frame()
-    frame.wait_for_function("() => { const gd = document.getElementById('plot'); return gd && gd._fullLayout"
-                            " && gd._fullLayout.xaxis && gd.data && gd.data.length; }")
+    frame.wait_for_function(
+        "() => { const gd = document.getElementById('plot'); return gd && gd._fullLayout"
+        " && gd._fullLayout.xaxis && gd.data && gd.data.length; }"
+    )
     px, py = frame.evaluate("""() => {
         const gd = document.getElementById('plot'), xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
         const tr = gd._fullData[0];  // decoded arrays (the JSON may hold typed-array specs)
@@ -212,8 +233,10 @@ def _hover_first_point(page) -> None:
     for dx in (0, 1, -1, 2):  # plotly needs a real mouse move onto the point
         page.mouse.move(box["x"] + px + dx, box["y"] + py)
         page.wait_for_timeout(300)
-    frame.wait_for_function("() => document.getElementById('tip').style.display === 'block'"
-                            " && document.getElementById('tipimg').src.startsWith('data:image/png')")
+    frame.wait_for_function(
+        "() => document.getElementById('tip').style.display === 'block'"
+        " && document.getElementById('tipimg').src.startsWith('data:image/png')"
+    )
     assert frame.evaluate("() => document.getElementById('tippatch').style.display") == "block"
 
 
@@ -223,8 +246,12 @@ def test_draw_fetch_embed_project_reconstruct_export(stac, tiny_checkpoint, tmp_
         pytest.skip(reason)
     from playwright.sync_api import sync_playwright
 
-    env = {"CLAY_CHECKPOINT": str(tiny_checkpoint), "CLAY_EXPLORE_WORKSPACES": str(tmp_path / "ws"),
-           "CLAY_EXPLORE_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+    env = {
+        "CLAY_CHECKPOINT": str(tiny_checkpoint),
+        "CLAY_EXPLORE_WORKSPACES": str(tmp_path / "ws"),
+        "CLAY_EXPLORE_CACHE": str(tmp_path / "cache"),
+        "HF_HUB_OFFLINE": "1",
+    }
     app = AppServer(tmp_path, env)
     try:
         app.wait()
@@ -277,7 +304,7 @@ def _own_workspace(page) -> str:
 
 
 def _flow(page, demo, url: str, stac, tmp_path) -> None:
-    _step('home, in two sessions at once: ea')
+    _step("home, in two sessions at once: ea")
     # ---- home, in two sessions at once: each gets its own workspace, the model loads once
     page.goto(url, wait_until="domcontentloaded")
     demo.goto(url, wait_until="domcontentloaded")
@@ -315,14 +342,14 @@ def _flow(page, demo, url: str, stac, tmp_path) -> None:
     _map_frame(page, (cx, cy))
     _shot(page, "area")
 
-    _step('embed')
+    _step("embed")
     # ---- embed
     _nav(page, "Embed")
     page.get_by_role("button", name="Embed").first.click()
     page.get_by_text("Every chip is embedded").wait_for()
     _idle(page)
 
-    _step('projections: compute once, see th')
+    _step("projections: compute once, see th")
     # ---- projections: compute once, see the plot
     _nav(page, "Projections")
     page.get_by_role("button", name="Compute UMAP").click()
@@ -333,23 +360,25 @@ def _flow(page, demo, url: str, stac, tmp_path) -> None:
     _idle(page)
     _hover_first_point(page)
 
-    _step('reconstructions: the grid of orig')
+    _step("reconstructions: the grid of orig")
     # ---- reconstructions: the grid of original / full tokens / CLS only
     _nav(page, "Reconstructions")
-    page.get_by_text("Full tokens (reference)").first.wait_for()
-    page.get_by_text("CLS only (Clay baseline)").first.wait_for()
+    page.get_by_text(method_label("all_tokens")).first.wait_for()  # the panel titles of the reference decodes
+    page.get_by_text(method_label("cls_only")).first.wait_for()
     page.locator('[data-testid="stImage"] img').nth(2).wait_for()
-    page.wait_for_function("() => Array.from(document.querySelectorAll('[data-testid=\"stImage\"] img'))"
-                           ".every(i => i.complete && i.naturalWidth > 0)")
+    page.wait_for_function(
+        "() => Array.from(document.querySelectorAll('[data-testid=\"stImage\"] img'))"
+        ".every(i => i.complete && i.naturalWidth > 0)"
+    )
     _idle(page)
 
-    _step('similar chips')
+    _step("similar chips")
     # ---- similar chips
     _nav(page, "Similar chips")
     page.get_by_text("Query").first.wait_for()
     _idle(page)
 
-    _step('export: build and download the Ge')
+    _step("export: build and download the Ge")
     # ---- export: build and download the GeoParquet, open it with geopandas
     _nav(page, "Export")
     page.get_by_role("button", name="Build image_embeddings.parquet").click()
@@ -364,7 +393,7 @@ def _flow(page, demo, url: str, stac, tmp_path) -> None:
 
     import geopandas as gpd
 
-    _step('session B, the workshop path: dem')
+    _step("session B, the workshop path: dem")
     # ---- session B, the workshop path: demo scene (offline), (A's session stays open)
     demo.get_by_role("button", name="Open the demo scene").click()
     demo.get_by_text("Working in demo").first.wait_for()
@@ -372,8 +401,7 @@ def _flow(page, demo, url: str, stac, tmp_path) -> None:
     _nav(demo, "Embed")
     demo.get_by_role("button", name="Embed").first.click()  # a background job; the page polls its progress
 
-
-    _step('session B: embedding finished mea')
+    _step("session B: embedding finished mea")
     # ---- session B: projections of a patch subsample + image vectors,
     # reconstructions and similar chips of the real demo scene (these screenshots go to the README)
     demo.get_by_text("Every chip is embedded").wait_for()
@@ -388,9 +416,11 @@ def _flow(page, demo, url: str, stac, tmp_path) -> None:
     _hover_first_point(demo)
     _shot(demo, "projections")
     _nav(demo, "Reconstructions")
-    demo.get_by_text("CLS only (Clay baseline)").first.wait_for()
-    demo.wait_for_function("() => Array.from(document.querySelectorAll('[data-testid=\"stImage\"] img'))"
-                           ".filter(i => i.complete && i.naturalWidth > 0).length >= 3")
+    demo.get_by_text(method_label("cls_only")).first.wait_for()
+    demo.wait_for_function(
+        "() => Array.from(document.querySelectorAll('[data-testid=\"stImage\"] img'))"
+        ".filter(i => i.complete && i.naturalWidth > 0).length >= 3"
+    )
     _idle(demo)
     _shot(demo, "reconstructions")
     _nav(demo, "Similar chips")
@@ -402,4 +432,3 @@ def _flow(page, demo, url: str, stac, tmp_path) -> None:
     g = gpd.read_parquet(target)
     assert len(g) >= 1 and "emb_cls" in g.columns and g.crs.to_epsg() == 4326
     assert g.geometry.is_valid.all()
-

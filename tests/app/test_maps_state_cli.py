@@ -8,15 +8,20 @@ import pytest
 from click.testing import CliRunner
 
 from clay_explore.app import state as S
-from clay_explore.viz import maps
 from clay_explore.cli.main import cli
 from clay_explore.core.errors import WorkspaceError
 from clay_explore.core.workspace import Workspace
+from clay_explore.viz import maps
 
 
 def test_bbox_from_rectangle_and_polygon_drawings():
-    rect = {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[
-        [13.6, 47.8], [13.6, 47.9], [13.7, 47.9], [13.7, 47.8], [13.6, 47.8]]]}}
+    rect = {
+        "type": "Feature",
+        "geometry": {
+            "type": "Polygon",
+            "coordinates": [[[13.6, 47.8], [13.6, 47.9], [13.7, 47.9], [13.7, 47.8], [13.6, 47.8]]],
+        },
+    }
     assert maps.bbox_from_drawing({"last_active_drawing": rect}) == (13.6, 47.8, 13.7, 47.9)
     poly = {"geometry": {"type": "Polygon", "coordinates": [[[1, 2], [3, 1], [2, 5], [1, 2]]]}}
     assert maps.bbox_from_drawing({"last_active_drawing": None, "all_drawings": [rect, poly]}) == (1, 1, 3, 5)
@@ -66,16 +71,45 @@ def test_workspace_folders(monkeypatch, tmp_path):
 
 def test_cli_project_and_export(synthetic_ws, tmp_path):
     run = CliRunner().invoke
-    r = run(cli, ["project", "-w", str(synthetic_ws), "-s", "patches", "-s", "cls", "--n-neighbors", "5",
-                  "--pca", "8", "--json"])
+    r = run(
+        cli,
+        [
+            "project",
+            "-w",
+            str(synthetic_ws),
+            "-s",
+            "patches",
+            "-s",
+            "cls",
+            "--n-neighbors",
+            "5",
+            "--pca",
+            "8",
+            "--json",
+        ],
+    )
     assert r.exit_code == 0, r.output
     info = json.loads(r.output)
     assert info["sources"] == ["patches", "cls"] and info["params"]["n_neighbors"] == 5
     assert (synthetic_ws / "projections" / f"{info['key']}.parquet").exists()
     r = run(cli, ["project", "-w", str(synthetic_ws), "-s", "patches", "-s", "linear"])
     assert r.exit_code == 2 and "side by side" in r.output
-    r = run(cli, ["export", "-w", str(synthetic_ws), "-o", str(tmp_path / "out"), "--what", "image",
-                  "--what", "patches", "--patch-format", "parquet"])
+    r = run(
+        cli,
+        [
+            "export",
+            "-w",
+            str(synthetic_ws),
+            "-o",
+            str(tmp_path / "out"),
+            "--what",
+            "image",
+            "--what",
+            "patches",
+            "--patch-format",
+            "parquet",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert (tmp_path / "out" / "image_embeddings.parquet").exists()
     assert (tmp_path / "out" / "patch_embeddings.parquet").exists()

@@ -49,8 +49,12 @@ def test_area_map_renders_offline(tiny_checkpoint, tmp_path):
         pytest.skip("python playwright is not installed")
     from playwright.sync_api import sync_playwright
 
-    env = {"CLAY_CHECKPOINT": str(tiny_checkpoint), "CLAY_EXPLORE_WORKSPACES": str(tmp_path / "ws"),
-           "CLAY_EXPLORE_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+    env = {
+        "CLAY_CHECKPOINT": str(tiny_checkpoint),
+        "CLAY_EXPLORE_WORKSPACES": str(tmp_path / "ws"),
+        "CLAY_EXPLORE_CACHE": str(tmp_path / "cache"),
+        "HF_HUB_OFFLINE": "1",
+    }
     app = AppServer(tmp_path, env)
     blocked: list[tuple[str, str]] = []
 
@@ -77,8 +81,9 @@ def test_area_map_renders_offline(tiny_checkpoint, tmp_path):
                 assert frame.evaluate("() => !!(window.map && window.map.getCenter())")
                 # the draw toolbar's icons come from the vendored spritesheet; the stylesheet
                 # loads asynchronously after the toolbar exists, so wait for it to apply
-                sprite_js = ("() => getComputedStyle(document.querySelector("
-                             "'.leaflet-draw-draw-rectangle')).backgroundImage")
+                sprite_js = (
+                    "() => getComputedStyle(document.querySelector('.leaflet-draw-draw-rectangle')).backgroundImage"
+                )
                 frame.wait_for_function(f"() => ({sprite_js})().includes('spritesheet')")
                 sprite = frame.evaluate(sprite_js)
                 assert "/app/static/vendor/leaflet-draw-1.0.2/images/spritesheet" in sprite

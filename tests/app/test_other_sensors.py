@@ -12,11 +12,11 @@ import rasterio
 from app_data import new_app
 from rasterio.transform import from_origin
 
+from clay_explore.imagery.geotiff import ingest_geotiff
+from clay_explore.model import load_model
 from clay_explore.research.embed import embed_workspace
 from clay_explore.research.evaluate import evaluate_workspace
 from clay_explore.research.fit import fit_method
-from clay_explore.imagery.geotiff import ingest_geotiff
-from clay_explore.model import load_model
 
 PAGES = ("area", "embed", "projections", "reconstructions", "similar", "export")
 CASES = {
@@ -31,10 +31,23 @@ def _scene(path: Path, count: int, dtype: str, lo: float, hi: float, epsg: int, 
     rng = np.random.default_rng(count)
     yy, xx = np.mgrid[0:96, 0:96] / 96.0
     base = 0.5 + 0.25 * np.sin(6 * xx) * np.cos(4 * yy)
-    data = np.stack([lo + (hi - lo) * np.clip(base * (0.8 + 0.05 * i) + rng.normal(0, 0.03, base.shape), 0, 1)
-                     for i in range(count)]).astype(dtype)
-    with rasterio.open(path, "w", driver="GTiff", count=count, height=96, width=96, dtype=dtype,
-                       crs=f"EPSG:{epsg}", transform=from_origin(400000, 5300000, res, res)) as ds:
+    data = np.stack(
+        [
+            lo + (hi - lo) * np.clip(base * (0.8 + 0.05 * i) + rng.normal(0, 0.03, base.shape), 0, 1)
+            for i in range(count)
+        ]
+    ).astype(dtype)
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        count=count,
+        height=96,
+        width=96,
+        dtype=dtype,
+        crs=f"EPSG:{epsg}",
+        transform=from_origin(400000, 5300000, res, res),
+    ) as ds:
         ds.write(data)
     return path
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
+import time
 
 import geopandas as gpd
 import pytest
@@ -138,8 +140,17 @@ def test_area_ingests_an_uploaded_geotiff(app_env, tmp_path):
 
     path = tmp_path / "s2.tif"
     data = np.random.default_rng(0).integers(500, 4000, (10, 64, 64)).astype(np.uint16)
-    with rasterio.open(path, "w", driver="GTiff", width=64, height=64, count=10, dtype="uint16",
-                       crs="EPSG:32633", transform=from_origin(400000, 5300000, 10, 10)) as dst:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=64,
+        height=64,
+        count=10,
+        dtype="uint16",
+        crs="EPSG:32633",
+        transform=from_origin(400000, 5300000, 10, 10),
+    ) as dst:
         dst.write(data)
     at = new_app().run()
     at.switch_page("pages/area.py").run()
@@ -153,6 +164,14 @@ def test_area_ingests_an_uploaded_geotiff(app_env, tmp_path):
     assert any("Stored" in s.value for s in at.success)
 
 
+def _until(condition, timeout: float = 120) -> None:
+    """Wait for ``condition()`` (a worker process reports through its job file)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
 def _finish(at, root, stage: str, timeout: float = 120):
     """Wait for the page's background job of ``stage`` to end, then rerun the page (what the poll does)."""
     job = app_jobs.get_job(root, stage)
@@ -164,28 +183,37 @@ def _finish(at, root, stage: str, timeout: float = 120):
 
 
 def test_embed_page_cancel_says_how_far_and_resumes(chips_ws, tiny_checkpoint):
-    from clay_explore.research.embed import embed_workspace
     from clay_explore.core.errors import CancelledError
     from clay_explore.model import load_model
+    from clay_explore.research.embed import embed_workspace
 
     # an earlier run stopped by the library's cancel flag after its first batch: 2 of 6 chips kept
-    calls = iter(range(100))
+    stop = threading.Event()
     with pytest.raises(CancelledError):
-        embed_workspace(chips_ws, model=load_model(tiny_checkpoint), batch_size=2, show_progress=False,
-                        cancel=lambda: next(calls) >= 1)
+        embed_workspace(
+            chips_ws,
+            model=load_model(tiny_checkpoint),
+            batch_size=2,
+            show_progress=False,
+            progress=lambda done, total, info: stop.set() if done else None,
+            cancel=stop,
+        )
     at = new_app("chips1").run()
     at.switch_page("pages/embed.py").run()
     _ok(at)
     assert [m.value for m in at.metric][:2] == ["6", "2 / 6"]
     assert any("Embedding cancelled, 2 of 6 chips done. Press Embed to resume" in w.value for w in at.warning)
 
-    # Cancel from the page: the job waits for the workspace (held here), Cancel sets its Event, the
-    # library stops before its next batch and records the stage 'partial'
+    # Cancel from the page: the job's worker waits for the workspace (held here) and says so, Cancel
+    # writes its cancel file, the worker stops before its first batch and the stage stays 'partial'
     lock = app_jobs.workspace_lock(chips_ws)
     with lock:
         at.button(key="embed_go").click().run()
         _ok(at)
-        assert "waiting for another job" in at.get("progress")[0].proto.text
+        _until(lambda: app_jobs.get_job(chips_ws, "embed").waiting)
+        at.run()
+        assert "waiting" in at.get("progress")[0].proto.text
+        assert "being written by" in at.get("progress")[0].proto.text  # whom it waits for
         at.button(key="embed_cancel").click().run()
         assert app_jobs.get_job(chips_ws, "embed").cancel.is_set()
     job = _finish(at, chips_ws, "embed")
@@ -207,13 +235,19 @@ def test_embed_page_cancel_says_how_far_and_resumes(chips_ws, tiny_checkpoint):
     at.switch_page("pages/projections.py").run()
     _ok(at)
     assert at.multiselect(key="proj_sources").options == [
-        "Patch tokens", "Mean pooling", "Max pooling", "GeM pooling", "CLS token"]
+        "Patch tokens",
+        "Mean pooling",
+        "Max pooling",
+        "GeM pooling",
+        "CLS token",
+    ]
     at.switch_page("pages/similar.py").run()
     _ok(at)
     assert not at.error, [e.value for e in at.error]
     assert set(at.multiselect(key="sim_methods").value) == {"mean", "max", "gem", "cls"}
 
 
+@pytest.mark.slow  # the first UMAP compiles numba's code (minutes on a busy machine)
 def test_projections_compute_once_then_read_from_workspace(model_ws):
     at = new_app("shared1").run()
     at.switch_page("pages/projections.py").run()
@@ -261,10 +295,13 @@ def test_selection_flows_to_similar_and_reconstructions(model_ws):
     at.switch_page("pages/reconstructions.py").run()
     _ok(at)
     assert at.multiselect(key="recon_rows").value == [2, 3]
-    # original, all tokens, CLS only, the fitted linear aggregator, for each of the two chips
-    assert len(at.image) == 2 * 4
-    assert any("PSNR" in str(i.proto) for i in at.image)
-    assert "Full tokens (reference)" in _texts(at) and "Learned linear" in _texts(at)
+    # per chip: the references (mae, all tokens, CLS only), the fitted linear aggregator and the baselines,
+    # each row starting with the original
+    texts = _texts(at)
+    assert len(at.image) >= 2 * (4 + 2 + 2)
+    assert any("this chip: PSNR" in str(i.proto) for i in at.image)
+    assert "All tokens visible (reference, outside Clay's training)" in texts and "Learned linear" in texts
+    assert "Clay MAE, 75 % masked (reference)" in texts and "Chip's band mean (baseline, no Clay)" in texts
     at.selectbox(key="recon_combo").set_value("Band nir").run()
     _ok(at)
 
@@ -283,8 +320,9 @@ def test_reconstructions_fit_cancel_then_fit_and_evaluate_all(model_ws):
     job = _finish(at, model_ws, "fit")
     assert job.status == app_jobs.CANCELLED, job.message
     assert not (model_ws / "methods" / "mean" / "weights.safetensors").exists()  # no epoch finished: nothing kept
-    assert any("Fitting cancelled, 0 of 1 methods done" in w.value and "Press Fit to resume" in w.value
-               for w in at.warning), [w.value for w in at.warning]
+    assert any(
+        "Fitting cancelled, 0 of 1 methods done" in w.value and "Press Fit to resume" in w.value for w in at.warning
+    ), [w.value for w in at.warning]
     assert "mean" in at.multiselect(key="fit_methods").value  # offered again
 
     # Fit for real, then "Evaluate all methods" (metrics, image vectors, label probe)
@@ -312,8 +350,9 @@ def test_reconstructions_fit_cancel_then_fit_and_evaluate_all(model_ws):
     try:
         Workspace.open(model_ws).set_stage("embed", **{**stage, "n_chips": stage["n_chips"] + 1})
         at.run()
-        assert any("metrics are out of date: the embeddings changed" in w.value for w in at.warning), \
-            [w.value for w in at.warning]
+        assert any("metrics are out of date: the embeddings changed" in w.value for w in at.warning), [
+            w.value for w in at.warning
+        ]
         assert "Evaluate all methods (metrics + image vectors)" in [b.label for b in at.button]
     finally:
         Workspace.open(model_ws).set_stage("embed", **stage)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from clay_explore.research import projection as P
 from clay_explore.core.errors import ClayExploreError, StageMissingError
 from clay_explore.core.workspace import Workspace
+from clay_explore.research import projection as P
 
 FAST = P.UmapParams(n_neighbors=5, pca_components=8)
 
 
+@pytest.mark.slow  # UMAP's numba code compiles on first use (about a minute here)
 def test_reduce_and_trustworthiness_on_clusters():
     rng = np.random.default_rng(0)
     centres = rng.normal(0, 10, (3, 20))
@@ -76,5 +77,6 @@ def test_mismatched_dimensions_and_missing_sources(synthetic_ws, tmp_path):
         P.project_workspace(ws, [], FAST)
 
 
+@pytest.mark.slow  # compiles UMAP's numba code (one to two minutes here)
 def test_warmup_runs():
     assert P.warmup() >= 0

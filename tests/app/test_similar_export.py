@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from clay_explore.core.workspace import Workspace
 from clay_explore.research import export as E
 from clay_explore.research import similar as S
-from clay_explore.core.workspace import Workspace
 
 
 def test_cosine_neighbours_excludes_self_and_nan():
@@ -57,6 +57,7 @@ def test_patch_exports_zarr_and_geoparquet(synthetic_ws, tmp_path):
     chip0 = ws.chip_table().geometry.iloc[0]
     patches0 = g[g["chip_id"] == "chip-000"]
     assert patches0.geometry.union_all().buffer(1e-9).contains(chip0.buffer(-1e-7))  # patches tile the chip
+
     def centre(r, c):
         return patches0[(patches0["patch_row"] == r) & (patches0["patch_col"] == c)].geometry.iloc[0].centroid
 

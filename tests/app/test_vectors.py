@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 from app_data import make_workspace
 
-from clay_explore.research import projection
-from clay_explore.research import similar
 from clay_explore.core.errors import CancelledError, StageMissingError
-from clay_explore.research.vectors import POOLED, ensure_parameter_free_vectors, stale_methods
 from clay_explore.core.workspace import EMBEDDINGS_ZARR, VECTORS_ZARR
+from clay_explore.research import projection, similar
+from clay_explore.research.vectors import POOLED, ensure_parameter_free_vectors, stale_methods
 
 
 @pytest.fixture

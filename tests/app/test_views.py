@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from clay_explore.viz import views
 from clay_explore.core.sensors import get_sensor
+from clay_explore.viz import views
 
 S2 = get_sensor("sentinel-2-l2a")
 
@@ -89,7 +89,17 @@ def _table(n_chips=3, per=4):
     recs = []
     for r in range(n_chips):
         for k in range(per):
-            recs.append({"source": "patches", "row": r, "chip_id": f"c{r}", "i": k // 2, "j": k % 2, "x": float(r), "y": float(k)})
+            recs.append(
+                {
+                    "source": "patches",
+                    "row": r,
+                    "chip_id": f"c{r}",
+                    "i": k // 2,
+                    "j": k % 2,
+                    "x": float(r),
+                    "y": float(k),
+                }
+            )
         recs.append({"source": "mean", "row": r, "chip_id": f"c{r}", "i": -1, "j": -1, "x": float(r), "y": -1.0})
     t = pd.DataFrame(recs)
     t["value"] = np.linspace(-0.2, 0.9, len(t))
@@ -139,5 +149,10 @@ def test_scene_records_from_items():
             self.assets = {"thumbnail": Asset()}
 
     rec = views.scene_records([Item()])[0]
-    assert rec == {"date": "2023-06-10", "cloud %": 5.0, "platform": "sentinel-2a", "id": "S2A_1",
-                   "thumbnail": "http://x/thumb.png"}
+    assert rec == {
+        "date": "2023-06-10",
+        "cloud %": 5.0,
+        "platform": "sentinel-2a",
+        "id": "S2A_1",
+        "thumbnail": "http://x/thumb.png",
+    }

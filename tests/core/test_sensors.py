@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import numpy as np
 import pytest
@@ -18,7 +18,16 @@ from clay_explore.core.sensors import (
     sensor_names,
 )
 
-REQUIRED = ["sentinel-2-l2a", "landsat-c2l1", "landsat-c2l2-sr", "naip", "linz", "sentinel-1-rtc", "modis", "planetscope-sr"]
+REQUIRED = [
+    "sentinel-2-l2a",
+    "landsat-c2l1",
+    "landsat-c2l2-sr",
+    "naip",
+    "linz",
+    "sentinel-1-rtc",
+    "modis",
+    "planetscope-sr",
+]
 
 
 def test_registry_has_every_sensor_with_complete_bands():
@@ -33,7 +42,18 @@ def test_registry_has_every_sensor_with_complete_bands():
 
 def test_s2_values_match_clay_facts():
     s2 = get_sensor("sentinel-2-l2a")
-    assert s2.band_names == ["blue", "green", "red", "rededge1", "rededge2", "rededge3", "nir", "nir08", "swir16", "swir22"]
+    assert s2.band_names == [
+        "blue",
+        "green",
+        "red",
+        "rededge1",
+        "rededge2",
+        "rededge3",
+        "nir",
+        "nir08",
+        "swir16",
+        "swir22",
+    ]
     mean, std, waves = s2.stats(["red", "nir"])
     assert mean.tolist() == [1552, 2743] and std.tolist() == [1888, 1742]
     assert np.allclose(waves, [0.665, 0.842])
@@ -64,10 +84,14 @@ def test_normalize_roundtrip_and_s1_db():
 
 
 def test_encode_time_definition():
-    when = datetime(2018, 7, 8, 11, 21, 59, tzinfo=timezone.utc)
+    when = datetime(2018, 7, 8, 11, 21, 59, tzinfo=UTC)
     week = when.isocalendar()[1]
-    expected = [math.sin(week * 2 * math.pi / 52), math.cos(week * 2 * math.pi / 52),
-                math.sin(11 * 2 * math.pi / 24), math.cos(11 * 2 * math.pi / 24)]
+    expected = [
+        math.sin(week * 2 * math.pi / 52),
+        math.cos(week * 2 * math.pi / 52),
+        math.sin(11 * 2 * math.pi / 24),
+        math.cos(11 * 2 * math.pi / 24),
+    ]
     assert np.allclose(encode_time(when), expected, atol=1e-7)
     # other time zones are converted to UTC first; minutes are ignored
     local = when.astimezone(timezone(timedelta(hours=2)))
@@ -80,8 +104,15 @@ def test_encode_time_definition():
 
 def test_encode_latlon_definition_and_unknown():
     v = encode_latlon(37.30939, -8.57207)
-    assert np.allclose(v, [math.sin(math.radians(37.30939)), math.cos(math.radians(37.30939)),
-                           math.sin(math.radians(-8.57207)), math.cos(math.radians(-8.57207))])
+    assert np.allclose(
+        v,
+        [
+            math.sin(math.radians(37.30939)),
+            math.cos(math.radians(37.30939)),
+            math.sin(math.radians(-8.57207)),
+            math.cos(math.radians(-8.57207)),
+        ],
+    )
     assert encode_latlon(None, 3.0).tolist() == [0, 0, 0, 0]
     assert encode_latlon(float("nan"), 3.0).tolist() == [0, 0, 0, 0]
     with pytest.raises(SensorError, match="out of range"):

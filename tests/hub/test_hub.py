@@ -292,8 +292,13 @@ def test_subprocess_download_honours_environment(hub, generated_checkpoint, tmp_
     home = tmp_path / "child_home"
     code = "from clay_explore.model.hub import download_checkpoint; print(download_checkpoint(progress=False))"
     out = subprocess.run(
-        [sys.executable, "-c", code], env=_child_env(hub, home), cwd=REPO_ROOT,
-        capture_output=True, text=True, timeout=300, check=True,
+        [sys.executable, "-c", code],
+        env=_child_env(hub, home),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
     )
     path = Path(out.stdout.strip().splitlines()[-1])
     assert path.is_relative_to(home / "hub")
@@ -312,8 +317,12 @@ def test_cli_model_download(hub, generated_checkpoint, tmp_path):
         pytest.skip("clay_explore.cli.model_cmd (clay-explore model ...) is not written yet")
     home = tmp_path / "cli_home"
     out = subprocess.run(
-        [sys.executable, "-m", "clay_explore.cli.main", "model", "download"], env=_child_env(hub, home),
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+        [sys.executable, "-m", "clay_explore.cli.main", "model", "download"],
+        env=_child_env(hub, home),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert out.returncode == 0, out.stderr
     assert hub.count("GET", "cdn") == 1
@@ -328,7 +337,11 @@ def test_cli_download_error_is_one_clear_line(make_hub, generated_checkpoint, tm
     server = make_hub(generated_checkpoint, repo_id="someone/other-model")
     out = subprocess.run(
         [sys.executable, "-m", "clay_explore.cli.main", "model", "download"],
-        env=_child_env(server, tmp_path / "cli_home"), cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+        env=_child_env(server, tmp_path / "cli_home"),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert out.returncode == 2
     assert out.stderr.startswith("Error: ") and "Traceback" not in out.stderr

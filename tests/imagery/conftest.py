@@ -27,17 +27,39 @@ SCL_VEGETATION, SCL_CLOUD_HIGH = 4, 9
 def _gen_scenes(folder: Path) -> Path:
     h, w = 200, 300
     # A: least cloudy, new processing baseline (+1000 DN), left 2/3 of the area, SCL all clear
-    write_s2(folder, "S2A_gen_20230610_A", shape=(h, w), origin=GEN_ORIGIN, offset_dn=1000,
-             scl=np.full((h, w), SCL_VEGETATION), properties={"eo:cloud_cover": 5.0, "s2:processing_baseline": "05.09"},
-             tags={"ACQUISITION_DATETIME": "2023-06-10T10:20:00Z"}, seed=1)
+    write_s2(
+        folder,
+        "S2A_gen_20230610_A",
+        shape=(h, w),
+        origin=GEN_ORIGIN,
+        offset_dn=1000,
+        scl=np.full((h, w), SCL_VEGETATION),
+        properties={"eo:cloud_cover": 5.0, "s2:processing_baseline": "05.09"},
+        tags={"ACQUISITION_DATETIME": "2023-06-10T10:20:00Z"},
+        seed=1,
+    )
     # B: cloudier, old baseline, shifted 2 km east: completes the mosaic
-    write_s2(folder, "S2B_gen_20230612_B", shape=(h, w), origin=(GEN_ORIGIN[0] + 2000, GEN_ORIGIN[1]),
-             scl=np.full((h, w), SCL_VEGETATION), properties={"eo:cloud_cover": 15.0, "s2:processing_baseline": "02.14"},
-             tags={"ACQUISITION_DATETIME": "2023-06-12T10:20:00Z"}, seed=2)
+    write_s2(
+        folder,
+        "S2B_gen_20230612_B",
+        shape=(h, w),
+        origin=(GEN_ORIGIN[0] + 2000, GEN_ORIGIN[1]),
+        scl=np.full((h, w), SCL_VEGETATION),
+        properties={"eo:cloud_cover": 15.0, "s2:processing_baseline": "02.14"},
+        tags={"ACQUISITION_DATETIME": "2023-06-12T10:20:00Z"},
+        seed=2,
+    )
     # C: fully clouded scene a month later, same place as A
-    write_s2(folder, "S2A_gen_20230710_C", shape=(h, w), origin=GEN_ORIGIN,
-             scl=np.full((h, w), SCL_CLOUD_HIGH), properties={"eo:cloud_cover": 60.0, "s2:processing_baseline": "05.09"},
-             tags={"ACQUISITION_DATETIME": "2023-07-10T10:20:00Z"}, seed=3)
+    write_s2(
+        folder,
+        "S2A_gen_20230710_C",
+        shape=(h, w),
+        origin=GEN_ORIGIN,
+        scl=np.full((h, w), SCL_CLOUD_HIGH),
+        properties={"eo:cloud_cover": 60.0, "s2:processing_baseline": "05.09"},
+        tags={"ACQUISITION_DATETIME": "2023-07-10T10:20:00Z"},
+        seed=3,
+    )
     return folder
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -22,8 +23,12 @@ def smooth_field(shape: tuple[int, int], rng: np.random.Generator, scale: int = 
     y0, x0 = yi.astype(int), xi.astype(int)
     fy, fx = (yi - y0)[:, None], (xi - x0)[None, :]
     c = coarse
-    return ((1 - fy) * (1 - fx) * c[y0][:, x0] + fy * (1 - fx) * c[y0 + 1][:, x0]
-            + (1 - fy) * fx * c[y0][:, x0 + 1] + fy * fx * c[y0 + 1][:, x0 + 1])
+    return (
+        (1 - fy) * (1 - fx) * c[y0][:, x0]
+        + fy * (1 - fx) * c[y0 + 1][:, x0]
+        + (1 - fy) * fx * c[y0][:, x0 + 1]
+        + fy * fx * c[y0 + 1][:, x0 + 1]
+    )
 
 
 def write_raster(
@@ -44,8 +49,17 @@ def write_raster(
 
     path.parent.mkdir(parents=True, exist_ok=True)
     c, h, w = data.shape
-    prof: dict[str, Any] = dict(driver="GTiff", count=c, height=h, width=w, dtype=data.dtype.name,
-                                tiled=True, blockxsize=64, blockysize=64, compress="deflate")
+    prof: dict[str, Any] = dict(
+        driver="GTiff",
+        count=c,
+        height=h,
+        width=w,
+        dtype=data.dtype.name,
+        tiled=True,
+        blockxsize=64,
+        blockysize=64,
+        compress="deflate",
+    )
     if epsg is not None:
         prof["crs"] = f"EPSG:{epsg}"
     if transform is not False:
@@ -84,11 +98,19 @@ def write_s2(
     tags: dict[str, str] | None = None,
 ) -> Path:
     """A 10-band S2 stack (+ optional SCL sidecar and STAC property sidecar for the test server)."""
-    path = write_raster(folder / f"{name}.tif", s2_scene(shape, seed=seed, offset_dn=offset_dn), epsg=epsg,
-                        origin=origin, res=res, descriptions=[f"{c}" for c in S2_CODES], tags=tags)
+    path = write_raster(
+        folder / f"{name}.tif",
+        s2_scene(shape, seed=seed, offset_dn=offset_dn),
+        epsg=epsg,
+        origin=origin,
+        res=res,
+        descriptions=[f"{c}" for c in S2_CODES],
+        tags=tags,
+    )
     if scl is not None:
-        write_raster(folder / f"{name}.scl.tif", scl[None].astype(np.uint8), epsg=epsg, origin=origin, res=res,
-                     nodata=None)
+        write_raster(
+            folder / f"{name}.scl.tif", scl[None].astype(np.uint8), epsg=epsg, origin=origin, res=res, nodata=None
+        )
     if properties:
         (folder / f"{name}.json").write_text(json.dumps(properties))
     return path

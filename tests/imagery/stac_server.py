@@ -27,20 +27,47 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-
-S2_KEYS_ES = {"B02": "blue", "B03": "green", "B04": "red", "B05": "rededge1", "B06": "rededge2",
-              "B07": "rededge3", "B08": "nir", "B8A": "nir08", "B11": "swir16", "B12": "swir22"}
-S2_WAVE = {"B02": 0.49, "B03": 0.56, "B04": 0.665, "B05": 0.704, "B06": 0.74, "B07": 0.783, "B08": 0.842,
-           "B8A": 0.865, "B11": 1.61, "B12": 2.19}
-LS_KEYS = {"SR_B1": "coastal", "SR_B2": "blue", "SR_B3": "green", "SR_B4": "red", "SR_B5": "nir08",
-           "SR_B6": "swir16", "SR_B7": "swir22"}
+S2_KEYS_ES = {
+    "B02": "blue",
+    "B03": "green",
+    "B04": "red",
+    "B05": "rededge1",
+    "B06": "rededge2",
+    "B07": "rededge3",
+    "B08": "nir",
+    "B8A": "nir08",
+    "B11": "swir16",
+    "B12": "swir22",
+}
+S2_WAVE = {
+    "B02": 0.49,
+    "B03": 0.56,
+    "B04": 0.665,
+    "B05": 0.704,
+    "B06": 0.74,
+    "B07": 0.783,
+    "B08": 0.842,
+    "B8A": 0.865,
+    "B11": 1.61,
+    "B12": 2.19,
+}
+LS_KEYS = {
+    "SR_B1": "coastal",
+    "SR_B2": "blue",
+    "SR_B3": "green",
+    "SR_B4": "red",
+    "SR_B5": "nir08",
+    "SR_B6": "swir16",
+    "SR_B7": "swir22",
+}
 NAIP_BANDS = ("red", "green", "blue", "nir")
 CONFORMANCE = [
     "https://api.stacspec.org/v1.0.0/core",
@@ -65,8 +92,8 @@ class Faults:
 
     delay: float = 0.0
     status: int | None = None
-    count: int = 0          # 0 = every request while set
-    assets: bool = False    # also apply to asset requests
+    count: int = 0  # 0 = every request while set
+    assets: bool = False  # also apply to asset requests
     only_assets: bool = False  # apply to asset requests only
     hits: int = 0
 
@@ -105,7 +132,7 @@ def _datetime(path: Path, tags: dict[str, str]) -> str:
             if key == "ACQUISITION_DATE" and tags.get("SCENE_CENTER_TIME"):
                 text += "T" + tags["SCENE_CENTER_TIME"][:8]
             dt = datetime.fromisoformat(text)
-            return dt.replace(tzinfo=timezone.utc).isoformat().replace("+00:00", "Z")
+            return dt.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")
     m = re.search(r"(20\d\d)(\d\d)(\d\d)", path.name)
     if m:
         return f"{m[1]}-{m[2]}-{m[3]}T00:00:00Z"
@@ -121,8 +148,15 @@ def _write_cog(src_path: Path, dst: Path, bands: list[int] | None = None) -> Non
     with rasterio.open(src_path) as src:
         bands = bands or list(range(1, src.count + 1))
         prof = src.profile.copy()
-        prof.update(driver="GTiff", count=len(bands), tiled=True, blockxsize=COG_BLOCK, blockysize=COG_BLOCK,
-                    compress="deflate", photometric=None)
+        prof.update(
+            driver="GTiff",
+            count=len(bands),
+            tiled=True,
+            blockxsize=COG_BLOCK,
+            blockysize=COG_BLOCK,
+            compress="deflate",
+            photometric=None,
+        )
         prof.pop("photometric", None)
         tmp = dst.with_suffix(".tmp.tif")
         with rasterio.open(tmp, "w", **prof) as out:
@@ -178,23 +212,31 @@ def build_items(folder: Path, asset_dir: Path, *, style: str = "earth-search") -
                 dst = item_dir / "image.tif"
                 _write_cog(path, dst)
                 assets["image"] = {
-                    "href": f"assets/{item_id}/image.tif", "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+                    "href": f"assets/{item_id}/image.tif",
+                    "type": "image/tiff; application=geotiff; profile=cloud-optimized",
                     "roles": ["data"],
                     "eo:bands": [{"name": b.title(), "common_name": b} for b in NAIP_BANDS[: ds.count]],
-                    "raster:bands": [_raster_band(ds) for _ in range(ds.count)], **_proj(ds),
+                    "raster:bands": [_raster_band(ds) for _ in range(ds.count)],
+                    **_proj(ds),
                 }
                 props["gsd"] = abs(ds.transform.a)
             elif kind == "sentinel1":  # RTC backscatter: one asset per polarisation, no eo:bands
                 collection = "sentinel-1-rtc"
                 props.update({"platform": "sentinel-1a", "sar:instrument_mode": "IW", "constellation": "sentinel-1"})
-                pols = [d.lower() if d.lower() in ("vv", "vh", "hh", "hv") else ("vv", "vh")[i % 2]
-                        for i, d in enumerate(descs)]
+                pols = [
+                    d.lower() if d.lower() in ("vv", "vh", "hh", "hv") else ("vv", "vh")[i % 2]
+                    for i, d in enumerate(descs)
+                ]
                 props["sar:polarizations"] = [p.upper() for p in pols]
                 for b, pol in enumerate(pols, start=1):
                     _write_cog(path, item_dir / f"{pol}.tif", [b])
-                    assets[pol] = {"href": f"assets/{item_id}/{pol}.tif", "roles": ["data"],
-                                   "type": "image/tiff; application=geotiff; profile=cloud-optimized",
-                                   "raster:bands": [_raster_band(ds)], **_proj(ds)}
+                    assets[pol] = {
+                        "href": f"assets/{item_id}/{pol}.tif",
+                        "roles": ["data"],
+                        "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+                        "raster:bands": [_raster_band(ds)],
+                        **_proj(ds),
+                    }
             else:
                 landsat = kind == "landsat"
                 collection = "landsat-c2-l2" if landsat else "sentinel-2-l2a"
@@ -213,32 +255,53 @@ def build_items(folder: Path, asset_dir: Path, *, style: str = "earth-search") -
                         scale, offset = 2.75e-05, -0.2
                         eo = {"name": code, "common_name": key}
                     else:
-                        key = S2_KEYS_ES.get(code, code or f"b{b}") if style == "earth-search" else (code or f"B{b:02d}")
+                        key = (
+                            S2_KEYS_ES.get(code, code or f"b{b}") if style == "earth-search" else (code or f"B{b:02d}")
+                        )
                         scale, offset = 1e-4, 0.0
-                        eo = {"name": code, "common_name": S2_KEYS_ES.get(code, code), "center_wavelength": S2_WAVE.get(code)}
+                        eo = {
+                            "name": code,
+                            "common_name": S2_KEYS_ES.get(code, code),
+                            "center_wavelength": S2_WAVE.get(code),
+                        }
                     dst = item_dir / f"{key}.tif"
                     _write_cog(path, dst, [b])
                     assets[key] = {
                         "href": f"assets/{item_id}/{key}.tif",
-                        "type": "image/tiff; application=geotiff; profile=cloud-optimized", "roles": ["data"],
-                        "eo:bands": [eo], "raster:bands": [_raster_band(ds, scale, offset)], **_proj(ds),
+                        "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+                        "roles": ["data"],
+                        "eo:bands": [eo],
+                        "raster:bands": [_raster_band(ds, scale, offset)],
+                        **_proj(ds),
                     }
                 scl = path.with_name(path.stem + ".scl.tif")
                 if scl.exists():
                     key = "scl" if style == "earth-search" else "SCL"
                     _write_cog(scl, item_dir / f"{key}.tif")
                     with rasterio.open(scl) as sds:
-                        assets[key] = {"href": f"assets/{item_id}/{key}.tif", "roles": ["data"],
-                                       "type": "image/tiff; application=geotiff; profile=cloud-optimized",
-                                       "raster:bands": [_raster_band(sds)], **_proj(sds)}
+                        assets[key] = {
+                            "href": f"assets/{item_id}/{key}.tif",
+                            "roles": ["data"],
+                            "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+                            "raster:bands": [_raster_band(sds)],
+                            **_proj(sds),
+                        }
             collection = extra.pop("collection", collection)
             props.update(extra)
-            items.append({
-                "type": "Feature", "stac_version": "1.0.0", "stac_extensions": EXTENSIONS, "id": item_id,
-                "collection": collection, "bbox": [w, s, e, n],
-                "geometry": {"type": "Polygon", "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]]},
-                "properties": props, "assets": assets, "links": [],
-            })
+            items.append(
+                {
+                    "type": "Feature",
+                    "stac_version": "1.0.0",
+                    "stac_extensions": EXTENSIONS,
+                    "id": item_id,
+                    "collection": collection,
+                    "bbox": [w, s, e, n],
+                    "geometry": {"type": "Polygon", "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]]},
+                    "properties": props,
+                    "assets": assets,
+                    "links": [],
+                }
+            )
     return items
 
 
@@ -250,7 +313,7 @@ def _parse_dt(text: str) -> datetime | None:
     if len(text) == 10:
         text += "T00:00:00+00:00"
     dt = datetime.fromisoformat(text)
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 def _match(item: dict[str, Any], p: dict[str, Any]) -> bool:
@@ -278,8 +341,14 @@ def _match(item: dict[str, Any], p: dict[str, Any]) -> bool:
     for prop, ops in (p.get("query") or {}).items():
         v = item["properties"].get(prop)
         for op, ref in ops.items():
-            ok = {"lt": lambda: v < ref, "lte": lambda: v <= ref, "gt": lambda: v > ref, "gte": lambda: v >= ref,
-                  "eq": lambda: v == ref, "neq": lambda: v != ref}.get(op, lambda: True)
+            ok = {
+                "lt": lambda: v < ref,
+                "lte": lambda: v <= ref,
+                "gt": lambda: v > ref,
+                "gte": lambda: v >= ref,
+                "eq": lambda: v == ref,
+                "neq": lambda: v != ref,
+            }.get(op, lambda: True)
             if v is None or not ok():
                 return False
     return True
@@ -294,7 +363,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- helpers
     @property
-    def ctx(self) -> "StacServer":
+    def ctx(self) -> StacServer:
         return self.server.ctx  # type: ignore[attr-defined]
 
     def _base(self) -> str:
@@ -338,8 +407,7 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/conformance":
             return self._send_json({"conformsTo": CONFORMANCE})
         if path == "/collections":
-            return self._send_json({"collections": [self._collection(c) for c in self._collection_ids()],
-                                    "links": []})
+            return self._send_json({"collections": [self._collection(c) for c in self._collection_ids()], "links": []})
         m = re.match(r"^/collections/([^/]+)$", path)
         if m:
             if m[1] not in self._collection_ids():
@@ -384,7 +452,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _landing(self) -> dict[str, Any]:
         b = self._base()
         return {
-            "type": "Catalog", "stac_version": "1.0.0", "id": "test-stac", "description": "local test STAC API",
+            "type": "Catalog",
+            "stac_version": "1.0.0",
+            "id": "test-stac",
+            "description": "local test STAC API",
             "conformsTo": CONFORMANCE,
             "links": [
                 {"rel": "self", "href": f"{b}/", "type": "application/json"},
@@ -393,21 +464,34 @@ class _Handler(BaseHTTPRequestHandler):
                 {"rel": "data", "href": f"{b}/collections", "type": "application/json"},
                 {"rel": "search", "href": f"{b}/search", "type": "application/geo+json", "method": "GET"},
                 {"rel": "search", "href": f"{b}/search", "type": "application/geo+json", "method": "POST"},
-            ] + [{"rel": "child", "href": f"{b}/collections/{c}", "type": "application/json"}
-                 for c in self._collection_ids()],
+            ]
+            + [
+                {"rel": "child", "href": f"{b}/collections/{c}", "type": "application/json"}
+                for c in self._collection_ids()
+            ],
         }
 
     def _collection(self, cid: str) -> dict[str, Any]:
         b = self._base()
         boxes = [it["bbox"] for it in self.ctx.items if it["collection"] == cid]
         bbox = [min(x[0] for x in boxes), min(x[1] for x in boxes), max(x[2] for x in boxes), max(x[3] for x in boxes)]
-        times = sorted(it["properties"].get("datetime") or it["properties"].get("start_datetime") or ""
-                       for it in self.ctx.items if it["collection"] == cid)
+        times = sorted(
+            it["properties"].get("datetime") or it["properties"].get("start_datetime") or ""
+            for it in self.ctx.items
+            if it["collection"] == cid
+        )
         return {
-            "type": "Collection", "stac_version": "1.0.0", "id": cid, "description": f"{cid} (test)",
-            "license": "various", "extent": {"spatial": {"bbox": [bbox]}, "temporal": {"interval": [[times[0], times[-1]]]}},
-            "links": [{"rel": "self", "href": f"{b}/collections/{cid}"}, {"rel": "root", "href": f"{b}/"},
-                      {"rel": "items", "href": f"{b}/collections/{cid}/items"}],
+            "type": "Collection",
+            "stac_version": "1.0.0",
+            "id": cid,
+            "description": f"{cid} (test)",
+            "license": "various",
+            "extent": {"spatial": {"bbox": [bbox]}, "temporal": {"interval": [[times[0], times[-1]]]}},
+            "links": [
+                {"rel": "self", "href": f"{b}/collections/{cid}"},
+                {"rel": "root", "href": f"{b}/"},
+                {"rel": "items", "href": f"{b}/collections/{cid}/items"},
+            ],
         }
 
     def _search(self, params: dict[str, Any], method: str) -> None:
@@ -421,31 +505,50 @@ class _Handler(BaseHTTPRequestHandler):
             it = json.loads(json.dumps(it))
             for a in it["assets"].values():
                 a["href"] = f"{b}/{a['href']}"
-            it["links"] = [{"rel": "self", "href": f"{b}/collections/{it['collection']}/items/{it['id']}"},
-                           {"rel": "collection", "href": f"{b}/collections/{it['collection']}"},
-                           {"rel": "root", "href": f"{b}/"}]
+            it["links"] = [
+                {"rel": "self", "href": f"{b}/collections/{it['collection']}/items/{it['id']}"},
+                {"rel": "collection", "href": f"{b}/collections/{it['collection']}"},
+                {"rel": "root", "href": f"{b}/"},
+            ]
             feats.append(it)
         links = []
         if start + limit < len(found):
             nxt = start + limit
             if method == "POST":
-                links.append({"rel": "next", "href": f"{b}/search", "method": "POST",
-                              "body": {**params, "token": str(nxt)}, "merge": False})
+                links.append(
+                    {
+                        "rel": "next",
+                        "href": f"{b}/search",
+                        "method": "POST",
+                        "body": {**params, "token": str(nxt)},
+                        "merge": False,
+                    }
+                )
             else:
                 from urllib.parse import urlencode
 
-                qp = {k: (",".join(map(str, v)) if isinstance(v, list) else (json.dumps(v) if isinstance(v, dict) else v))
-                      for k, v in params.items() if k != "token"}
+                qp = {
+                    k: (",".join(map(str, v)) if isinstance(v, list) else (json.dumps(v) if isinstance(v, dict) else v))
+                    for k, v in params.items()
+                    if k != "token"
+                }
                 links.append({"rel": "next", "href": f"{b}/search?{urlencode({**qp, 'token': nxt})}", "method": "GET"})
-        self._send_json({"type": "FeatureCollection", "features": feats, "links": links,
-                         "numberMatched": len(found), "numberReturned": len(feats)})
+        self._send_json(
+            {
+                "type": "FeatureCollection",
+                "features": feats,
+                "links": links,
+                "numberMatched": len(found),
+                "numberReturned": len(feats),
+            }
+        )
 
     # -- assets with byte ranges
     def _asset(self, head: bool = False) -> None:
         url = urlparse(self.path)
         if self._fault(True):
             return
-        rel = url.path[len("/assets/"):]
+        rel = url.path[len("/assets/") :]
         root = self.ctx.asset_dir
         path = (root / rel).resolve() if root else None
         if path is None or root not in path.parents or not path.is_file():

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from clay_explore.core.errors import AreaError, ImageryError
+from clay_explore.core.sensors import get_sensor
 from clay_explore.imagery.aoi import utm_epsg, validate_bbox
 from clay_explore.imagery.bands import resolve_band_map
-from clay_explore.core.sensors import get_sensor
 
 
 def test_valid_bbox_picks_utm_zone():
@@ -22,15 +22,18 @@ def test_area_too_large_names_cap_and_fix():
     assert validate_bbox([10.0, 45.0, 11.0, 46.0], max_km=200).epsg == 32632  # configurable cap
 
 
-@pytest.mark.parametrize("bbox, match", [
-    ([1, 2, 3], "four numbers"),
-    (["a", 1, 2, 3], "four numbers"),
-    ([0, 0, 0, 1], "no area"),
-    ([0, 1, 0.1, 0.5], "no area"),
-    ([0, 95, 0.1, 96], "latitudes"),
-    ([200, 0, 201, 1], "longitudes"),
-    ([float("nan"), 0, 1, 1], "finite"),
-])
+@pytest.mark.parametrize(
+    "bbox, match",
+    [
+        ([1, 2, 3], "four numbers"),
+        (["a", 1, 2, 3], "four numbers"),
+        ([0, 0, 0, 1], "no area"),
+        ([0, 1, 0.1, 0.5], "no area"),
+        ([0, 95, 0.1, 96], "latitudes"),
+        ([200, 0, 201, 1], "longitudes"),
+        ([float("nan"), 0, 1, 1], "finite"),
+    ],
+)
 def test_invalid_bbox(bbox, match):
     with pytest.raises(AreaError, match=match):
         validate_bbox(bbox)
@@ -49,15 +52,26 @@ def test_utm_zone_crossing_and_override():
 
 def test_band_map_from_descriptions_skips_unknown_bands():
     ls = get_sensor("landsat-c2l2-sr")
-    bm = resolve_band_map(ls, 7, descriptions=["SR_B1 coastal", "SR_B2 blue", "SR_B3 green", "SR_B4 red",
-                                               "SR_B5 nir08", "SR_B6 swir16", "SR_B7 swir22"])
+    bm = resolve_band_map(
+        ls,
+        7,
+        descriptions=[
+            "SR_B1 coastal",
+            "SR_B2 blue",
+            "SR_B3 green",
+            "SR_B4 red",
+            "SR_B5 nir08",
+            "SR_B6 swir16",
+            "SR_B7 swir22",
+        ],
+    )
     assert bm.names == ("red", "green", "blue", "nir08", "swir16", "swir22")
     assert bm.indexes == (4, 3, 2, 5, 6, 7)
 
 
 def test_band_map_native_layout_registry_order_and_override():
     ls = get_sensor("landsat-c2l2-sr")
-    assert resolve_band_map(ls, 6).indexes == (3, 2, 1, 4, 5, 6)          # SR_B2..SR_B7 stack
+    assert resolve_band_map(ls, 6).indexes == (3, 2, 1, 4, 5, 6)  # SR_B2..SR_B7 stack
     naip = get_sensor("naip")
     assert resolve_band_map(naip, 4).names == ("red", "green", "blue", "nir")
     bm = resolve_band_map(naip, 4, file_bands=["blue", "green", "red", "-"])

@@ -10,11 +10,11 @@ import urllib.request
 
 import numpy as np
 from click.testing import CliRunner
+from gen_data import s2_scene, write_raster
+from test_stac import INSIDE_A
 
 from clay_explore.cli.main import cli
 from clay_explore.core.workspace import Workspace
-from gen_data import s2_scene, write_raster
-from test_stac import INSIDE_A
 
 
 def test_demo_scene_is_real_and_honest(tmp_path):
@@ -23,7 +23,7 @@ def test_demo_scene_is_real_and_honest(tmp_path):
     assert "Level-1C" in res.output and "date is unknown" in res.output and "Eastern Shore" in res.output
     ws = Workspace.open(tmp_path / "ws")
     table = ws.chip_table()
-    assert len(table) == 63 and ws.bands == ws.sensor.band_names   # 8 x 8 windows, one corner dropped
+    assert len(table) == 63 and ws.bands == ws.sensor.band_names  # 8 x 8 windows, one corner dropped
     assert table["datetime"].isna().all()
     assert table["lat"].between(37.55, 37.8).all() and table["lon"].between(-75.76, -75.48).all()
     assert (table["gsd"] == 10.0).all() and set(table["crs"]) == {"EPSG:32618"}
@@ -35,8 +35,9 @@ def test_demo_scene_is_real_and_honest(tmp_path):
 def test_info_json(tmp_path):
     f = write_raster(tmp_path / "s_20200601.tif", s2_scene((64, 128)))
     runner = CliRunner()
-    res = runner.invoke(cli, ["ingest", str(f), "--sensor", "sentinel-2-l2a", "--chip-size", "64",
-                              "--workspace", str(tmp_path / "ws")])
+    res = runner.invoke(
+        cli, ["ingest", str(f), "--sensor", "sentinel-2-l2a", "--chip-size", "64", "--workspace", str(tmp_path / "ws")]
+    )
     assert res.exit_code == 0, res.output
     assert "Stored 2 chips" in res.output
     res = runner.invoke(cli, ["info", "--workspace", str(tmp_path / "ws"), "--json"])
@@ -51,17 +52,48 @@ def test_cli_errors_are_one_line(tmp_path):
     f.write_text("nope")
     res = CliRunner().invoke(cli, ["ingest", str(f), "--sensor", "naip", "--workspace", str(tmp_path / "ws")])
     assert res.exit_code == 2 and "Error:" in res.output and "not a raster" in res.output
-    res = CliRunner().invoke(cli, ["fetch", "--bbox", "10", "45", "11", "46", "--start", "2020-01-01",
-                                   "--end", "2020-02-01", "--workspace", str(tmp_path / "ws2")])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "fetch",
+            "--bbox",
+            "0",
+            "40",
+            "10",
+            "50",
+            "--start",
+            "2020-01-01",
+            "--end",
+            "2020-02-01",
+            "--workspace",
+            str(tmp_path / "ws2"),
+        ],
+    )
     assert res.exit_code == 2 and "cap" in res.output
 
 
 def test_cli_fetch(gen_stac_server, tmp_path):
-    res = CliRunner().invoke(cli, ["fetch", "--bbox", *map(str, INSIDE_A), "--start", "2023-06-01",
-                                   "--end", "2023-06-30", "--stac-url", gen_stac_server.url, "--chip-size", "32",
-                                   "--workspace", str(tmp_path / "ws"), "--json"])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "fetch",
+            "--bbox",
+            *map(str, INSIDE_A),
+            "--start",
+            "2023-06-01",
+            "--end",
+            "2023-06-30",
+            "--stac-url",
+            gen_stac_server.url,
+            "--chip-size",
+            "32",
+            "--workspace",
+            str(tmp_path / "ws"),
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
-    rec = json.loads(res.output[res.output.index("{"):])
+    rec = json.loads(res.output[res.output.index("{") :])
     assert rec["chips"] > 0 and rec["status"] == "complete"
 
 
@@ -71,9 +103,13 @@ def test_stac_server_runs_as_script(gen_scene_dir, tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "tests/imagery/stac_server.py", "--port", str(port), str(gen_scene_dir)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            cwd=str(__import__("pathlib").Path(__file__).resolve().parents[2]))
+    proc = subprocess.Popen(
+        [sys.executable, "tests/imagery/stac_server.py", "--port", str(port), str(gen_scene_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=str(__import__("pathlib").Path(__file__).resolve().parents[2]),
+    )
     try:
         line = proc.stdout.readline()
         assert f"http://127.0.0.1:{port}" in line

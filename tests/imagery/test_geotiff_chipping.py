@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
+from gen_data import s2_scene, smooth_field, write_raster
 
 from clay_explore.core.errors import CancelledError, ImageryError, NoScenesError, WorkspaceError
+from clay_explore.core.workspace import CHIP_COLUMNS, Workspace
 from clay_explore.imagery.chipping import chip_grid, read_progress
 from clay_explore.imagery.geotiff import date_from_name, ingest_geotiff
-from clay_explore.core.workspace import CHIP_COLUMNS, Workspace
-from gen_data import s2_scene, smooth_field, write_raster
 
 
 def test_chip_grid_odd_sizes_and_stride():
@@ -30,12 +29,12 @@ def test_ingest_generated_odd_size_with_padding_and_nodata(tmp_path):
     assert set(CHIP_COLUMNS) <= set(table.columns)
     assert rec["chips"] == len(table) == ws.n_chips()
     assert rec["windows"] == 5 * 7 and rec["chips"] + rec["dropped_nodata"] == rec["windows"]
-    assert (table["gsd"] == 100.0).all()                     # from the transform, not the registry
+    assert (table["gsd"] == 100.0).all()  # from the transform, not the registry
     assert str(table["datetime"].iloc[0].date()) == "2021-07-04"  # from the file name
     chips = ws.read_chips(list(range(len(table))))
     first = chips[0]
     assert np.isnan(first[:, :20, :30]).all() and np.isfinite(first[:, 20:, 30:]).all()
-    np.testing.assert_allclose(first[:, 30, 40], data[:, 30, 40])   # raw values kept
+    np.testing.assert_allclose(first[:, 30, 40], data[:, 30, 40])  # raw values kept
     edge = table[table["col"] == 384].iloc[0]
     assert edge["valid_fraction"] == pytest.approx((433 - 384) / 64 * min(1.0, (267 - edge["row"]) / 64))
     arr = ws.open_array("chips.zarr", "pixels")
@@ -52,8 +51,9 @@ def test_ingest_subset_dates_and_missing_date(tmp_path):
     np.testing.assert_allclose(ws.read_chips([0])[0, :, 5, 5], data[[2, 6], 5, 5])
     rec = ingest_geotiff(f, tmp_path / "b", sensor="sentinel-2-l2a", chip_size=64, date="2020-03-01")
     assert rec["datetime"].startswith("2020-03-01") and rec["date_from"] == "option"
-    g = write_raster(tmp_path / "tagged.tif", data, tags={"ACQUISITION_DATE": "2019-01-14",
-                                                       "SCENE_CENTER_TIME": "12:57:13.18Z"})
+    g = write_raster(
+        tmp_path / "tagged.tif", data, tags={"ACQUISITION_DATE": "2019-01-14", "SCENE_CENTER_TIME": "12:57:13.18Z"}
+    )
     rec = ingest_geotiff(g, tmp_path / "c", sensor="sentinel-2-l2a", chip_size=64)
     assert rec["datetime"] == "2019-01-14T12:57:13+00:00" and rec["date_from"] == "tags"
     assert date_from_name("m_4112001_sw_10_060_20220716.tif").day == 16
@@ -112,12 +112,13 @@ def test_interrupt_then_resume_matches_uninterrupted_run(tmp_path):
         ingest_geotiff(f, tmp_path / "ws", sensor="sentinel-2-l2a", chip_size=32, cancel=cancel)
     ws = Workspace.open(tmp_path / "ws")
     assert ws.stage("chips")["status"] == "partial"
-    assert len(read_progress(ws)["windows"]) == 3   # cancel is polled per window; finished ones are kept
+    assert len(read_progress(ws)["windows"]) == 3  # cancel is polled per window; finished ones are kept
     assert ws.done_mask("chips.zarr", "pixels", 80).sum() == 3
     seen = []
-    rec = ingest_geotiff(f, tmp_path / "ws", sensor="sentinel-2-l2a", chip_size=32,
-                         progress=lambda d, t: seen.append(d))
-    assert seen[0] == 3 and seen[-1] == 80         # resumed, did not redo finished chips
+    rec = ingest_geotiff(
+        f, tmp_path / "ws", sensor="sentinel-2-l2a", chip_size=32, progress=lambda d, t, info: seen.append(d)
+    )
+    assert seen[0] == 3 and seen[-1] == 80  # resumed, did not redo finished chips
     assert rec["chips"] == full["chips"] == 80
     a, b = Workspace.open(tmp_path / "ws"), Workspace.open(tmp_path / "full")
     np.testing.assert_array_equal(a.read_chips(slice(None)), b.read_chips(slice(None)))
@@ -149,15 +150,17 @@ def test_crash_mid_ingest_keeps_no_half_chip(tmp_path, monkeypatch):
     rec = ingest_geotiff(f, tmp_path / "ws", sensor="sentinel-2-l2a", chip_size=32)
     assert rec["chips"] == 16
     ingest_geotiff(f, tmp_path / "clean", sensor="sentinel-2-l2a", chip_size=32)
-    np.testing.assert_array_equal(Workspace.open(tmp_path / "ws").read_chips(slice(None)),
-                                  Workspace.open(tmp_path / "clean").read_chips(slice(None)))
+    np.testing.assert_array_equal(
+        Workspace.open(tmp_path / "ws").read_chips(slice(None)),
+        Workspace.open(tmp_path / "clean").read_chips(slice(None)),
+    )
 
 
 def test_other_source_is_refused_where_appending_is_not_asked_for(tmp_path):
     """fetch/demo keep one source per workspace (chip_source without append); ingest appends."""
+    from clay_explore.core.sensors import get_sensor
     from clay_explore.imagery.chipping import ChipSettings, chip_source
     from clay_explore.imagery.geotiff import GeoTiffSource
-    from clay_explore.core.sensors import get_sensor
 
     f = write_raster(tmp_path / "a.tif", s2_scene((64, 64), seed=1))
     g = write_raster(tmp_path / "b.tif", s2_scene((64, 64), seed=2))

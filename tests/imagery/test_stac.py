@@ -7,15 +7,15 @@ import urllib.request
 
 import numpy as np
 import pytest
+from conftest import GEN_ORIGIN
+from gen_data import s2_scene
 from pyproj import Transformer
 
 from clay_explore.core.errors import AreaError, NetworkError, NoScenesError
-from clay_explore.imagery.stac import fetch_stac, search_scenes, select_cover
+from clay_explore.core.workspace import CHIP_COLUMNS, Workspace
 from clay_explore.imagery.aoi import validate_bbox
 from clay_explore.imagery.net import NetPolicy
-from clay_explore.core.workspace import CHIP_COLUMNS, Workspace
-from conftest import GEN_ORIGIN
-from gen_data import s2_scene
+from clay_explore.imagery.stac import fetch_stac, search_scenes, select_cover
 
 FAST = dict(timeout=2.0, retries=1)
 
@@ -27,8 +27,8 @@ def _bbox(x0, y0, x1, y1, epsg=32633):
 
 
 X0, Y0 = GEN_ORIGIN
-INSIDE_A = _bbox(X0 + 300, Y0 - 1700, X0 + 1500, Y0 - 300)       # only scene A
-ACROSS = _bbox(X0 + 1000, Y0 - 1700, X0 + 4600, Y0 - 300)         # needs A and B
+INSIDE_A = _bbox(X0 + 300, Y0 - 1700, X0 + 1500, Y0 - 300)  # only scene A
+ACROSS = _bbox(X0 + 1000, Y0 - 1700, X0 + 4600, Y0 - 300)  # needs A and B
 
 
 def test_server_speaks_stac_and_ranges(gen_stac_server):
@@ -45,8 +45,9 @@ def test_server_speaks_stac_and_ranges(gen_stac_server):
 
 
 def test_fetch_removes_boa_offset_and_keeps_scale(gen_stac_server, gen_scene_dir, tmp_path):
-    rec = fetch_stac(INSIDE_A, "2023-06-01", "2023-06-30", tmp_path / "ws", stac_url=gen_stac_server.url,
-                     chip_size=32, **FAST)
+    rec = fetch_stac(
+        INSIDE_A, "2023-06-01", "2023-06-30", tmp_path / "ws", stac_url=gen_stac_server.url, chip_size=32, **FAST
+    )
     assert [s["id"] for s in rec["scenes"]] == ["S2A_gen_20230610_A"]
     assert rec["scenes"][0]["boa_offset_dn"] == -1000.0
     ws = Workspace.open(tmp_path / "ws")
@@ -64,10 +65,11 @@ def test_fetch_removes_boa_offset_and_keeps_scale(gen_stac_server, gen_scene_dir
 
 
 def test_fetch_mosaics_two_scenes(gen_stac_server, tmp_path):
-    rec = fetch_stac(ACROSS, "2023-06-01", "2023-06-30", tmp_path / "ws", stac_url=gen_stac_server.url,
-                     chip_size=32, **FAST)
+    rec = fetch_stac(
+        ACROSS, "2023-06-01", "2023-06-30", tmp_path / "ws", stac_url=gen_stac_server.url, chip_size=32, **FAST
+    )
     ids = [s["id"] for s in rec["scenes"]]
-    assert ids == ["S2A_gen_20230610_A", "S2B_gen_20230612_B"]   # least cloudy first
+    assert ids == ["S2A_gen_20230610_A", "S2B_gen_20230612_B"]  # least cloudy first
     table = Workspace.open(tmp_path / "ws").chip_table()
     sources = set(table["source"])
     assert "S2A_gen_20230610_A" in sources and "S2B_gen_20230612_B" in sources
@@ -76,43 +78,69 @@ def test_fetch_mosaics_two_scenes(gen_stac_server, tmp_path):
 
 def test_planetary_computer_asset_names_and_signing(gen_stac_server_pc, tmp_path):
     srv = gen_stac_server_pc
-    rec = fetch_stac(INSIDE_A, "2023-06-01", "2023-06-30", tmp_path / "ws", stac_url=srv.url, chip_size=32,
-                     sign=True, token_url=srv.url + "/api/sas/v1/token/{collection}", **FAST)
+    rec = fetch_stac(
+        INSIDE_A,
+        "2023-06-01",
+        "2023-06-30",
+        tmp_path / "ws",
+        stac_url=srv.url,
+        chip_size=32,
+        sign=True,
+        token_url=srv.url + "/api/sas/v1/token/{collection}",
+        **FAST,
+    )
     assert rec["chips"] > 0 and rec["scenes"][0]["scl"] is True
     assert "GET /api/sas/v1/token/sentinel-2-l2a" in srv.requests
 
 
 def test_all_chips_cloudy(gen_stac_server, tmp_path):
     with pytest.raises(NoScenesError, match="Every chip was dropped.*cloud.*--max-chip-cloud"):
-        fetch_stac(INSIDE_A, "2023-07-01", "2023-07-30", tmp_path / "ws", stac_url=gen_stac_server.url,
-                   chip_size=32, max_cloud=80, **FAST)
+        fetch_stac(
+            INSIDE_A,
+            "2023-07-01",
+            "2023-07-30",
+            tmp_path / "ws",
+            stac_url=gen_stac_server.url,
+            chip_size=32,
+            max_cloud=80,
+            **FAST,
+        )
     assert Workspace.open(tmp_path / "ws").stage("chips")["dropped_cloud"] > 0
 
 
 def test_no_scenes_says_which_filter_to_relax(gen_stac_server, tmp_path):
     with pytest.raises(NoScenesError, match=r"more than 10% cloud.*least cloudy: 60%.*--max-cloud to at least 60"):
-        fetch_stac(INSIDE_A, "2023-07-01", "2023-07-30", tmp_path / "a", stac_url=gen_stac_server.url,
-                   max_cloud=10, **FAST)
+        fetch_stac(
+            INSIDE_A, "2023-07-01", "2023-07-30", tmp_path / "a", stac_url=gen_stac_server.url, max_cloud=10, **FAST
+        )
     with pytest.raises(NoScenesError, match=r"between 2001-01-01 and 2001-02-01.*Widen the date range"):
         fetch_stac(INSIDE_A, "2001-01-01", "2001-02-01", tmp_path / "b", stac_url=gen_stac_server.url, **FAST)
     with pytest.raises(NoScenesError, match="no collection 'nope'.*sentinel-2-l2a"):
-        fetch_stac(INSIDE_A, "2023-06-01", "2023-06-30", tmp_path / "c", stac_url=gen_stac_server.url,
-                   collection="nope", sensor="naip", **FAST)
+        fetch_stac(
+            INSIDE_A,
+            "2023-06-01",
+            "2023-06-30",
+            tmp_path / "c",
+            stac_url=gen_stac_server.url,
+            collection="nope",
+            sensor="naip",
+            **FAST,
+        )
     assert not (tmp_path / "a").exists()
 
 
 def test_bad_area_is_refused_before_any_request(gen_stac_server, tmp_path):
     n = len(gen_stac_server.requests)
     with pytest.raises(AreaError):
-        fetch_stac([13.0, 47.0, 14.0, 48.0], "2023-06-01", "2023-06-30", tmp_path / "ws",
-                   stac_url=gen_stac_server.url)
+        fetch_stac([13.0, 47.0, 14.0, 48.0], "2023-06-01", "2023-06-30", tmp_path / "ws", stac_url=gen_stac_server.url)
     assert len(gen_stac_server.requests) == n
 
 
 def test_endpoint_unreachable(tmp_path):
     with pytest.raises(NetworkError, match=r"127.0.0.1:9.*failed.*--stac-url"):
-        fetch_stac(INSIDE_A, "2023-06-01", "2023-06-30", tmp_path / "ws", stac_url="http://127.0.0.1:9",
-                   timeout=1, retries=1)
+        fetch_stac(
+            INSIDE_A, "2023-06-01", "2023-06-30", tmp_path / "ws", stac_url="http://127.0.0.1:9", timeout=1, retries=1
+        )
 
 
 def test_endpoint_5xx_bounded_retries(gen_stac_server, tmp_path):
@@ -121,14 +149,15 @@ def test_endpoint_5xx_bounded_retries(gen_stac_server, tmp_path):
     n = len(srv.requests)
     with pytest.raises(NetworkError, match="failed after 3 tries"):
         fetch_stac(INSIDE_A, "2023-06-01", "2023-06-30", tmp_path / "ws", stac_url=srv.url, timeout=2, retries=2)
-    assert len(srv.requests) - n == 3   # one try + two retries, then stop
+    assert len(srv.requests) - n == 3  # one try + two retries, then stop
 
 
 def test_endpoint_transient_5xx_recovers(gen_stac_server, tmp_path):
     srv = gen_stac_server
     srv.faults.status, srv.faults.count = 502, 1
-    rec = fetch_stac(INSIDE_A, "2023-06-01", "2023-06-30", tmp_path / "ws", stac_url=srv.url, chip_size=32,
-                     timeout=2, retries=2)
+    rec = fetch_stac(
+        INSIDE_A, "2023-06-01", "2023-06-30", tmp_path / "ws", stac_url=srv.url, chip_size=32, timeout=2, retries=2
+    )
     assert rec["chips"] > 0 and srv.faults.hits == 1
 
 
@@ -141,8 +170,14 @@ def test_endpoint_slow_times_out(gen_stac_server, tmp_path):
 
 def test_select_cover_prefers_least_cloudy(gen_stac_server):
     aoi = validate_bbox(ACROSS)
-    items = search_scenes(aoi, "2023-06-01", "2023-07-30", stac_url=gen_stac_server.url, max_cloud=100,
-                          policy=NetPolicy(timeout=2, retries=1))
+    items = search_scenes(
+        aoi,
+        "2023-06-01",
+        "2023-07-30",
+        stac_url=gen_stac_server.url,
+        max_cloud=100,
+        policy=NetPolicy(timeout=2, retries=1),
+    )
     assert [i.id for i in items][0] == "S2A_gen_20230610_A"
     assert [i.id for i in select_cover(items, aoi)] == ["S2A_gen_20230610_A", "S2B_gen_20230612_B"]
 
@@ -159,8 +194,17 @@ SAMPLE_CASES = {
 @pytest.mark.parametrize("case", sorted(SAMPLE_CASES))
 def test_fetch_real_samples(stac_server, tmp_path, case):
     collection, bbox, start, end, chip, gsd = SAMPLE_CASES[case]
-    rec = fetch_stac(bbox, start, end, tmp_path / "ws", stac_url=stac_server.url, collection=collection,
-                     chip_size=chip, max_cloud=50, **FAST)
+    rec = fetch_stac(
+        bbox,
+        start,
+        end,
+        tmp_path / "ws",
+        stac_url=stac_server.url,
+        collection=collection,
+        chip_size=chip,
+        max_cloud=50,
+        **FAST,
+    )
     ws = Workspace.open(tmp_path / "ws")
     table = ws.chip_table()
     assert rec["chips"] == len(table) >= 1
@@ -176,8 +220,16 @@ def test_asset_errors_retried_then_reported(gen_scene_dir, tmp_path):
     try:
         srv.faults.status, srv.faults.only_assets = 503, True
         with pytest.raises(NetworkError, match=r"S2A_gen_20230610_A failed after 2 tries.*try again later"):
-            fetch_stac(INSIDE_A, "2023-06-01", "2023-06-30", tmp_path / "ws", stac_url=srv.url, chip_size=32,
-                       timeout=2, retries=1)
+            fetch_stac(
+                INSIDE_A,
+                "2023-06-01",
+                "2023-06-30",
+                tmp_path / "ws",
+                stac_url=srv.url,
+                chip_size=32,
+                timeout=2,
+                retries=1,
+            )
         assert srv.faults.hits >= 2
     finally:
         srv.stop()

@@ -15,7 +15,7 @@ from clay_explore.model.checkpoint import build_on_meta
 def test_large_preset_matches_official_manifest(shared_dir):
     manifest = json.loads((shared_dir / "fixtures" / "clay_v15_manifest.json").read_text())
     official = {
-        e["key"][len("model."):]: tuple(e["shape"])
+        e["key"][len("model.") :]: tuple(e["shape"])
         for e in manifest["state_dict"]
         if e["key"].startswith(("model.encoder.", "model.decoder."))
     }

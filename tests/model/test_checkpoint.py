@@ -12,8 +12,14 @@ from clay_explore.core.errors import CheckpointError
 from clay_explore.model import ClayConfig, ClayModel
 
 CFG = ClayConfig(32, 1, 2, 16, 2, 16, 1, 2, 8, 2)
-HPARAMS = {"model_size": "custom", "mask_ratio": 0.0, "shuffle": False, "patch_size": 8, "lr": "5e-6", **{
-    k: v for k, v in CFG.to_dict().items() if k != "patch_size"}}
+HPARAMS = {
+    "model_size": "custom",
+    "mask_ratio": 0.0,
+    "shuffle": False,
+    "patch_size": 8,
+    "lr": "5e-6",
+    **{k: v for k, v in CFG.to_dict().items() if k != "patch_size"},
+}
 
 
 def _official_layout(model: ClayModel, *, teacher: bool = False, extra: bool = False) -> dict:
@@ -23,8 +29,13 @@ def _official_layout(model: ClayModel, *, teacher: bool = False, extra: bool = F
     if teacher:
         sd["model.teacher.cls_token"] = torch.randn(1, 1, 64)
         sd["model.teacher.blocks.0.attn.qkv.weight"] = torch.randn(192, 64)
-    ckpt = {"epoch": 3, "global_step": 1000, "pytorch-lightning_version": "2.6.6", "state_dict": sd,
-            "hyper_parameters": dict(HPARAMS, _class_path="claymodel.module.ClayMAEModule")}
+    ckpt = {
+        "epoch": 3,
+        "global_step": 1000,
+        "pytorch-lightning_version": "2.6.6",
+        "state_dict": sd,
+        "hyper_parameters": dict(HPARAMS, _class_path="claymodel.module.ClayMAEModule"),
+    }
     if extra:
         ckpt["optimizer_states"] = [{"state": {0: {"exp_avg": torch.zeros(3)}}, "param_groups": [{"lr": 1e-5}]}]
         ckpt["loops"] = {"fit_loop": {"epoch_progress": {"current": {"completed": 3}}}}
@@ -166,8 +177,20 @@ def test_cli_model_info_json(tiny_checkpoint, tmp_path):
     import sys
 
     out = subprocess.run(
-        [sys.executable, "-m", "clay_explore.cli.main", "model", "info", "--checkpoint", str(tiny_checkpoint), "--json"],
-        capture_output=True, text=True, check=True, env={**os.environ, "HF_HOME": str(tmp_path)},
+        [
+            sys.executable,
+            "-m",
+            "clay_explore.cli.main",
+            "model",
+            "info",
+            "--checkpoint",
+            str(tiny_checkpoint),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "HF_HOME": str(tmp_path)},
     )
     info = json.loads(out.stdout)
     assert info["preset"] == "custom" and info["trained"] is False and "UNTRAINED" in info["notice"]
@@ -183,7 +206,9 @@ def test_cli_bad_checkpoint_is_one_clear_line(tmp_path):
     bad.write_bytes(b"not a checkpoint at all" * 10)
     out = subprocess.run(
         [sys.executable, "-m", "clay_explore.cli.main", "model", "info", "--checkpoint", str(bad)],
-        capture_output=True, text=True, env={**os.environ, "HF_HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HOME": str(tmp_path)},
     )
     assert out.returncode == 2
     assert out.stderr.startswith("Error: Checkpoint") and "Traceback" not in out.stderr

@@ -1,4 +1,4 @@
-"""The model reproduces the reference implementation's outputs (CLAY_FACTS.md section 9)."""
+"""The model reproduces the reference implementation's outputs (docs/model.md, Tolerances)."""
 
 from __future__ import annotations
 
@@ -117,9 +117,7 @@ def test_band_subset_and_order_run(fixture):
     with torch.inference_mode():
         a = model.encode(x["pixels"][:, order], x["time"], x["latlon"], x["gsd"], x["waves"][order])
         perm = [2, 0, 1]
-        b = model.encode(
-            x["pixels"][:, order][:, perm], x["time"], x["latlon"], x["gsd"], x["waves"][order][perm]
-        )
+        b = model.encode(x["pixels"][:, order][:, perm], x["time"], x["latlon"], x["gsd"], x["waves"][order][perm])
     assert a.shape == (2, 65, 64)
     # The wave transformer attends across bands, so order only matters through the band codes;
     # the patch embedding sums over bands, making the output permutation-invariant.

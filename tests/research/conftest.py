@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -75,7 +75,7 @@ def generated_chips(n: int = 10, size: int = CHIP, seed: int = 0) -> tuple[np.nd
     pixels = (mean[None, :, None, None] + std[None, :, None, None] * 0.5 * (field + noise)).clip(1, None)
     pixels = pixels.astype(np.float32)
     pixels[0, :, :8, :8] = np.nan
-    when = datetime(2021, 6, 1, 11, tzinfo=timezone.utc)
+    when = datetime(2021, 6, 1, 11, tzinfo=UTC)
     labels = ["forest", "water"]
     rows = [
         _row(i, 45.0 + 0.01 * i, 7.0 + 0.01 * i, when if i % 3 else None, 10.0, labels[i % 2], 1.0 if i else 0.98)
@@ -94,9 +94,7 @@ def real_chips(samples: Path, size: int = CHIP) -> tuple[np.ndarray, list[dict]]
         with rasterio.open(samples / "sentinel2" / name) as src:
             data = src.read().astype(np.float32)
             west, south, east, north = transform_bounds(src.crs, "EPSG:4326", *src.bounds)
-            when = datetime.strptime(src.tags()["ACQUISITION_DATETIME"], "%Y-%m-%d %H:%M:%S").replace(
-                tzinfo=timezone.utc
-            )
+            when = datetime.strptime(src.tags()["ACQUISITION_DATETIME"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
             labels = src.tags().get("LABELS")
         data[data == 0] = np.nan
         h, w = data.shape[1:]

@@ -86,7 +86,9 @@ def test_every_method_gives_one_vector_per_chip(name, tokens):
     out = agg(patches, cls, meta)
     assert out.shape == (B, agg.out_dim)
     assert torch.isfinite(out).all()
-    assert (agg.n_params > 0) == (name in ("linear", "attention", "perceiver"))
+    assert out.shape[1] == 24  # pooling included: a width other than D adds a fitted projection D -> D'
+    same_width = build_aggregator(name, dim=DIM, grid=GRID)
+    assert (same_width.n_params > 0) == (name in ("linear", "attention", "perceiver"))
     rebuilt = build_aggregator(**agg.config())
     rebuilt.load_state_dict(agg.state_dict())
     assert torch.equal(rebuilt(patches, cls, meta), out)
@@ -133,10 +135,41 @@ def test_pooled_attention_equals_multihead_attention():
     from clay_explore.research.aggregate.attention import pooled_attention
 
     torch.manual_seed(0)
-    attn = nn.MultiheadAttention(DIM, 4, batch_first=True)
+    heads, seeds = 4, 3
+    attn = nn.MultiheadAttention(DIM, heads, batch_first=True)
     nn.init.normal_(attn.in_proj_bias)  # non-zero biases must be handled too
-    q, x = torch.randn(B, 3, DIM), torch.randn(B, GRID * GRID, DIM)
+    q, x = torch.randn(B, seeds, DIM), torch.randn(B, GRID * GRID, DIM)
     ours, w = pooled_attention(attn, q, x)
     ref, ref_w = attn(q, x, x, need_weights=True)
     torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(w, ref_w, rtol=1e-5, atol=1e-6)
+    # other values than keys, and a score bias per head/query/position (nn's float attn_mask, [B*H, S, L])
+    values, bias = torch.randn(B, GRID * GRID, DIM), torch.randn(heads, seeds, GRID * GRID)
+    ours, w = pooled_attention(attn, q, x, values, bias)
+    mask = bias.unsqueeze(0).expand(B, -1, -1, -1).reshape(B * heads, seeds, GRID * GRID)
+    ref, ref_w = attn(q, x, values, attn_mask=mask, need_weights=True)
+    torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(w, ref_w, rtol=1e-5, atol=1e-6)
+
+
+def test_attention_is_mean_plus_centred_multihead_attention(tokens):
+    """vector = mean + MHA(q, LN(x), x; position bias) - MHA with uniform weights; at init exactly the mean."""
+    from torch import nn
+
+    patches, cls, meta = tokens
+    agg = build_aggregator("attention", dim=DIM, grid=GRID)
+    torch.testing.assert_close(agg(patches, cls, meta), patches.mean(dim=1), rtol=0, atol=1e-6)  # starts as mean
+    torch.testing.assert_close(agg.attention_map(patches, meta), torch.full((B, GRID, GRID), 1 / GRID**2))
+    torch.manual_seed(1)
+    for p in (agg.query, agg.position_bias, agg.meta_proj.weight):  # move off the start
+        nn.init.normal_(p, std=0.1)
+    q = agg.query + agg.meta_proj(meta).unsqueeze(1)  # [B, 1, D]
+    logits = agg.position_logits()  # [H, 1, L]
+    mask = logits.unsqueeze(0).expand(B, -1, -1, -1).reshape(B * agg.heads, 1, GRID * GRID)
+    looked = agg.attn(q, agg.norm_kv(patches), patches, attn_mask=mask)[0][:, 0]
+    uniform = agg.attn(torch.zeros_like(q), agg.norm_kv(patches), patches)[0][:, 0]  # no biases: zero query = 1/L
+    out = agg(patches, cls, meta)
+    torch.testing.assert_close(out, patches.mean(dim=1) + looked - uniform, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(out, patches.mean(dim=1), atol=1e-3)
+    heads = agg.heads
+    assert agg.n_params == DIM + (8 * DIM + DIM) + 2 * DIM + 4 * DIM * DIM + heads * GRID**2

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from clay_explore.research.inputs import chip_meta, normalised_chips, read_tokens, waves_of
-from clay_explore.research.embed import embed_workspace
 from clay_explore.core.errors import CancelledError, StageMissingError
 from clay_explore.core.sensors import encode_latlon, encode_time
 from clay_explore.core.workspace import EMBEDDINGS_ZARR, Workspace
+from clay_explore.research.embed import embed_workspace
+from clay_explore.research.inputs import chip_meta, normalised_chips, read_tokens, waves_of
 
 from .conftest import generated_chips, make_workspace
 
@@ -81,14 +81,17 @@ def test_resume_after_cancel_loses_nothing(generated_template, generated_embedde
 
     def progress(done, total, info):
         calls.append((done, total, info))
-        stop.set()  # cancel after the first batch
+        if done:
+            stop.set()  # cancel after the first finished batch (earlier calls: the total, moves within the batch)
 
     with pytest.raises(CancelledError, match="resume"):
         embed_workspace(root, model=tiny_model, batch_size=3, progress=progress, cancel=stop, show_progress=False)
     ws = Workspace.open(root)
     assert ws.stage("embed")["status"] == "partial"
     assert ws.done_mask(EMBEDDINGS_ZARR, "cls", ws.n_chips()).sum() == 3
-    assert calls[0][0] == 3 and calls[0][2]["chips_per_s"] > 0 and "eta_s" in calls[0][2]
+    assert calls[0][:2] == (0, ws.n_chips())  # the total from the start
+    first = next(c for c in calls if c[0])
+    assert first[0] == 3 and first[2]["chips_per_s"] > 0 and first[2]["eta_s"] is not None
     with pytest.raises(StageMissingError):
         read_tokens_requires_complete(ws)
     done_cls = read_tokens(ws, [0, 1, 2])[0]
@@ -123,7 +126,8 @@ def test_ctrl_c_leaves_the_stage_partial_until_resumed(generated_template, copy_
     embed_workspace(root, model=tiny_model, batch_size=5, show_progress=False)
 
     def ctrl_c(done, total, info):
-        raise KeyboardInterrupt
+        if done:  # after the first finished batch
+            raise KeyboardInterrupt
 
     # re-embedding in bf16 starts over; interrupted after one batch, the old 'complete' must not survive
     with pytest.raises(KeyboardInterrupt):

@@ -11,24 +11,26 @@ from click.testing import CliRunner
 
 from clay_explore.cli.main import cli
 from clay_explore.core.errors import WorkspaceError
+from clay_explore.core.workspace import EVALUATION, VECTORS_ZARR, Workspace
 from clay_explore.research.evaluate import evaluate_workspace, outdated_reason
 from clay_explore.research.fit import fit_method
-from clay_explore.core.workspace import EVALUATION, VECTORS_ZARR, Workspace
 
 
 def test_evaluate_writes_every_method(generated_embedded, copy_ws, tiny_model):
     root = copy_ws(generated_embedded)
     for method in ("mean", "linear"):
-        fit_method(root, method, model=tiny_model, epochs=1, batch_size=5, show_progress=False)
+        fit_method(root, method, model=tiny_model, epochs=1, seeds=1, batch_size=5, show_progress=False)
     report = evaluate_workspace(root, model=tiny_model, batch_size=4, show_progress=False)
     ws = Workspace.open(root)
     assert json.loads(ws.path(EVALUATION).read_text()) == report
     assert report["model"]["untrained"] is True and "untrained" in report["model"]["note"]
     assert report["data_range"]["value"] == 1.0 and report["k"] == 8  # 10 chips -> k = n - 2
     methods = report["methods"]
-    assert {"full", "cls_only", "mean", "linear", "max", "gem", "cls"} <= set(methods)
-    for name in ("full", "cls_only", "mean", "linear"):
-        rec = methods[name]["reconstruction"]["all"]
+    assert {"mean", "linear", "max", "gem", "cls"} <= set(methods)
+    assert set(report["references"]) == {"mae", "all_tokens", "cls_only"}
+    entries = {**report["references"], **methods}
+    for name in ("mae", "all_tokens", "cls_only", "mean", "linear"):
+        rec = entries[name]["reconstruction"]["all"]
         assert rec["n_chips"] == 10 and len(rec["psnr_per_band"]) == len(ws.bands) == len(rec["ssim_per_band"])
         assert np.isfinite(rec["psnr"]) and -1 <= rec["ssim"] <= 1 and rec["sam_deg"] >= 0
     assert methods["linear"]["reconstruction"]["val"]["n_chips"] == 2
@@ -48,7 +50,7 @@ def test_evaluate_writes_every_method(generated_embedded, copy_ws, tiny_model):
     assert stale_methods(ws) == []  # evaluate's pooled vectors count as current for the app
     assert outdated_reason(ws) is None
     time.sleep(1.1)  # fit/evaluate times have one-second resolution
-    fit_method(root, "attention", model=tiny_model, epochs=1, batch_size=5, show_progress=False)
+    fit_method(root, "attention", model=tiny_model, epochs=1, seeds=1, batch_size=5, show_progress=False)
     assert outdated_reason(ws) == "attention was fitted after it was made"
     stage = ws.stage("embed")
     ws.set_stage("embed", **{**stage, "n_chips": stage.get("n_chips", 0) + 1})  # as after chips were appended
@@ -67,7 +69,9 @@ def test_cli_embed_fit_evaluate_reconstruct(generated_template, copy_ws, tiny_ch
 
     out = run("embed", "--workspace", root, "--checkpoint", ck, "--batch-size", "5")
     assert "embedded 10 chips" in out.output and "untrained" in out.output
-    out = run("fit", "--workspace", root, "--method", "attention", "--epochs", "1", "--seed", "3", "--json")
+    out = run(
+        "fit", "--workspace", root, "--method", "attention", "--epochs", "1", "--seed", "3", "--seeds", "1", "--json"
+    )
     fitted = json.loads(out.output[out.output.index("{") : out.output.rindex("}") + 1])
     assert fitted["method"] == "attention" and fitted["seed"] == 3
     out = run("evaluate", "--workspace", root, "--json")
@@ -75,8 +79,10 @@ def test_cli_embed_fit_evaluate_reconstruct(generated_template, copy_ws, tiny_ch
     assert "attention" in report["methods"]
     assert "out of date" not in run("info", "--workspace", root).output
     time.sleep(1.1)
-    run("fit", "--workspace", root, "--method", "mean", "--epochs", "1")
-    assert "evaluation.json is out of date: mean was fitted after it was made" in run("info", "--workspace", root).output
+    run("fit", "--workspace", root, "--method", "mean", "--epochs", "1", "--seeds", "1")
+    assert (
+        "evaluation.json is out of date: mean was fitted after it was made" in run("info", "--workspace", root).output
+    )
     png = tmp_path / "chip.png"
     out = run("reconstruct", "--workspace", root, "--chip", "chip-002", "--out", str(png))
     assert png.exists() and "attention" in out.output

@@ -4,26 +4,20 @@ from __future__ import annotations
 
 import shutil
 
-import numpy as np
 import pytest
 import torch
 
 from clay_explore.core.errors import CancelledError, StageMissingError
-from clay_explore.research.fit import fit_method, fitted_methods, load_method, split_rows
 from clay_explore.core.workspace import Workspace
-
-
-def test_split_is_by_chip_seeded_and_disjoint():
-    train, val = split_rows(12, 0.25, seed=1)
-    assert len(val) == 3 and len(train) == 9 and not set(train) & set(val)
-    assert np.array_equal(split_rows(12, 0.25, seed=1)[1], val)
-    assert not np.array_equal(split_rows(12, 0.25, seed=2)[1], val)
+from clay_explore.research.fit import fit_method, fitted_methods, load_method
 
 
 @pytest.mark.parametrize("method", ["linear", "attention"])
 def test_fit_on_real_chips_lowers_validation_loss(real_embedded, copy_ws, tiny_model, method):
     root = copy_ws(real_embedded)
-    config = fit_method(root, method, model=tiny_model, epochs=4, batch_size=4, lr=3e-3, seed=0, show_progress=False)
+    config = fit_method(
+        root, method, model=tiny_model, epochs=4, seeds=1, batch_size=4, lr=3e-3, seed=0, show_progress=False
+    )
     assert config["best_val_loss"] < config["initial_val_loss"]
     assert config["status"] == "complete" and config["untrained"] is True
     assert config["n_params"]["aggregator"] > 0 and config["n_params"]["expander"] > 0
@@ -36,7 +30,7 @@ def test_fit_on_real_chips_lowers_validation_loss(real_embedded, copy_ws, tiny_m
 
 def test_parameter_free_method_trains_only_the_expander(generated_embedded, copy_ws, tiny_model):
     root = copy_ws(generated_embedded)
-    config = fit_method(root, "mean", model=tiny_model, epochs=2, batch_size=4, show_progress=False)
+    config = fit_method(root, "mean", model=tiny_model, epochs=2, seeds=1, batch_size=4, show_progress=False)
     assert config["n_params"]["aggregator"] == 0 and config["n_params"]["expander"] > 0
     assert len(config["history"]) == 3 and config["history"][0]["train_loss"] is None
     stage = Workspace.open(root).stage("fit")  # the manifest lists what was fitted
@@ -45,7 +39,7 @@ def test_parameter_free_method_trains_only_the_expander(generated_embedded, copy
 
 def test_saved_weights_reproduce_the_fitted_vectors(generated_embedded, copy_ws, tiny_model):
     root = copy_ws(generated_embedded)
-    fit_method(root, "linear", model=tiny_model, epochs=2, batch_size=4, show_progress=False)
+    fit_method(root, "linear", model=tiny_model, epochs=2, seeds=1, batch_size=4, show_progress=False)
     fm = load_method(Workspace.open(root), "linear")
     patches, cls, meta = torch.randn(2, 64, 64), torch.randn(2, 64), torch.randn(2, 8)
     again = load_method(Workspace.open(root), "linear")
@@ -66,26 +60,43 @@ def _stop_after(batches: int):
 def test_cancel_before_an_epoch_finishes_saves_nothing(generated_embedded, copy_ws, tiny_model):
     root = copy_ws(generated_embedded)
     with pytest.raises(CancelledError, match="resume"):
-        fit_method(root, "linear", model=tiny_model, epochs=3, batch_size=2, cancel=_stop_after(1), show_progress=False)
+        fit_method(
+            root,
+            "linear",
+            model=tiny_model,
+            epochs=3,
+            seeds=1,
+            batch_size=2,
+            cancel=_stop_after(1),
+            show_progress=False,
+        )
     with pytest.raises(StageMissingError, match="clay-explore fit"):  # no untrained expander posing as a fit
         load_method(Workspace.open(root), "linear")
 
 
 def test_cancelled_fit_resumes_to_the_uninterrupted_result(generated_embedded, copy_ws, tiny_model):
     """Stopped in epoch 3 of 4, the rerun picks up after epoch 2 and ends with the same weights."""
-    kwargs = {"model": tiny_model, "epochs": 4, "batch_size": 2, "patience": 10, "seed": 1, "show_progress": False}
+    kwargs = {
+        "model": tiny_model,
+        "epochs": 4,
+        "seeds": 1,
+        "batch_size": 2,
+        "patience": 10,
+        "seed": 1,
+        "show_progress": False,
+    }
     reference = copy_ws(generated_embedded)
     fit_method(reference, "attention", **kwargs)
     root = reference.parent / "interrupted"
     shutil.copytree(generated_embedded, root)
     with pytest.raises(CancelledError, match="resume from epoch 3"):
-        fit_method(root, "attention", cancel=_stop_after(8 + 1), **kwargs)  # 8 training chips = 4 batches/epoch
+        fit_method(root, "attention", cancel=_stop_after(6 + 1), **kwargs)  # 6 training chips = 3 batches/epoch
     partial = load_method(Workspace.open(root), "attention")
     assert partial.config["status"] == "cancelled" and partial.config["epochs_run"] == 2
     assert fitted_methods(Workspace.open(root)) == ["attention"]
     config = fit_method(root, "attention", **kwargs)
     assert config["resumed_from_epoch"] == 2 and config["status"] == "complete" and config["epochs_run"] == 4
-    assert not (Workspace.open(root).path("methods", "attention", "resume.pt")).exists()
+    assert not (Workspace.open(root).path("methods", "attention", "seed1", "resume.pt")).exists()
     want = load_method(Workspace.open(reference), "attention")
     got = load_method(Workspace.open(root), "attention")
     assert got.config["best_val_loss"] == pytest.approx(want.config["best_val_loss"], rel=1e-6)
@@ -97,17 +108,27 @@ def test_cancelled_fit_resumes_to_the_uninterrupted_result(generated_embedded, c
 
 def test_interrupted_refit_keeps_the_complete_fit(generated_embedded, copy_ws, tiny_model):
     root = copy_ws(generated_embedded)
-    done = fit_method(root, "mean", model=tiny_model, epochs=2, batch_size=4, show_progress=False)
+    done = fit_method(root, "mean", model=tiny_model, epochs=2, seeds=1, batch_size=4, show_progress=False)
 
     def ctrl_c(done, total, info):
-        if done > 8:  # 8 training chips: Ctrl-C in the second epoch
+        if done > 6:  # 6 training chips: Ctrl-C in the second epoch
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):  # another seed, interrupted after its first epoch
-        fit_method(root, "mean", model=tiny_model, epochs=3, seed=7, batch_size=4, progress=ctrl_c, show_progress=False)
+        fit_method(
+            root,
+            "mean",
+            model=tiny_model,
+            epochs=3,
+            seed=7,
+            seeds=1,
+            batch_size=4,
+            progress=ctrl_c,
+            show_progress=False,
+        )
     kept = load_method(Workspace.open(root), "mean").config
     assert kept["status"] == "complete" and kept["seed"] == 0 and kept["fitted"] == done["fitted"]
-    again = fit_method(root, "mean", model=tiny_model, epochs=2, seed=7, batch_size=4, show_progress=False)
+    again = fit_method(root, "mean", model=tiny_model, epochs=2, seed=7, seeds=1, batch_size=4, show_progress=False)
     assert again["seed"] == 7 and again["resumed_from_epoch"] is None  # other settings: starts over
     assert load_method(Workspace.open(root), "mean").config["seed"] == 7
 
@@ -126,7 +147,7 @@ def test_methods_fitted_on_other_embeddings_are_stale(generated_embedded, copy_w
     from clay_explore.research.fit import is_stale
 
     root = copy_ws(generated_embedded)
-    fit_method(root, "mean", model=tiny_model, epochs=1, batch_size=5, show_progress=False)
+    fit_method(root, "mean", model=tiny_model, epochs=1, seeds=1, batch_size=5, show_progress=False)
     ws = Workspace.open(root)
     assert fitted_methods(ws) == ["mean"] and not is_stale(ws, "mean")
     ws.set_stage("embed", **{**ws.stage("embed"), "sha256": "0" * 64})  # as if re-embedded with another model
@@ -138,7 +159,7 @@ def test_methods_fitted_on_other_precision_are_stale(generated_embedded, copy_ws
     from clay_explore.research.fit import is_stale
 
     root = copy_ws(generated_embedded)
-    fit_method(root, "mean", model=tiny_model, epochs=1, batch_size=5, show_progress=False)
+    fit_method(root, "mean", model=tiny_model, epochs=1, seeds=1, batch_size=5, show_progress=False)
     ws = Workspace.open(root)
     ws.set_stage("embed", **{**ws.stage("embed"), "precision": "bf16"})  # as if re-embedded with --fast
     assert is_stale(ws, "mean")

@@ -137,19 +137,76 @@ def test_label_probe_with_few_chips_gives_numbers_not_nan():
     assert out["folds"] == 2 and np.isfinite(out["knn_accuracy"]) and np.isfinite(out["logreg_accuracy"])
 
 
-def test_full_token_sketch_keeps_neighbourhoods():
-    """Wide tokens are sketched per token (D -> 64) for the reference distances; neighbours survive."""
+def test_token_set_sketch_keeps_neighbourhoods():
+    """Wide tokens are sketched per position (D -> 64) for the reference distances; neighbours survive."""
     import torch
 
-    from clay_explore.research.evaluate import SKETCH_DIM, _Sketch
+    from clay_explore.research.metrics import SKETCH_DIM, TokenSketch
 
     rng = np.random.default_rng(6)
     centres = rng.normal(size=(5, 1, 16, 256))
     tokens = (centres + 0.3 * rng.normal(size=(5, 8, 16, 256))).reshape(40, 16, 256).astype(np.float32)
-    sketch = _Sketch(256)
+    sketch = TokenSketch(40, 16, 256, exact=False)
     assert not sketch.exact and sketch(torch.from_numpy(tokens)).shape == (40, 16 * SKETCH_DIM)
     exact = pairwise_sq_dists(tokens.reshape(40, -1))
     approx = pairwise_sq_dists(sketch(torch.from_numpy(tokens)))
     assert neighbourhood_preservation(exact, approx, 7) == 1.0  # each chip's 7 cluster mates
     np.testing.assert_allclose(approx[exact > 0] / exact[exact > 0], 1.0, atol=0.25)
-    assert _Sketch(64).exact
+    assert TokenSketch(40, 16, 64).exact and TokenSketch(10, 64, 1024).exact  # small: exact distances
+    np.testing.assert_allclose(sketch(tokens[:3]), sketch(torch.from_numpy(tokens))[:3], rtol=1e-4, atol=1e-4)
+
+
+def test_sketch_agrees_with_exact_distances_at_clay_width():
+    """D = 1024, token content of rank 256 plus a component every token shares: NP@10 >= 0.95 vs exact.
+
+    Chips differ through a few latent numbers, mixed differently at every position into a rank-256
+    subspace of the 1,024 token dimensions, so the exact distances have real neighbourhoods to keep.
+    """
+    from clay_explore.research.metrics import TokenSketch
+
+    rng = np.random.default_rng(0)
+    n, length, dim, rank, latent = 60, 128, 1024, 256, 8
+    basis = rng.normal(size=(rank, dim)) / np.sqrt(rank)  # content rank 256
+    mix = rng.normal(size=(length, latent, rank))  # per position: latent -> content
+    content = np.einsum("nk,lkr->nlr", rng.uniform(size=(n, latent)), mix)  # [n, L, rank]
+    shared = 3.0 * rng.normal(size=(1, 1, dim))  # what every token of every chip has in common
+    tokens = (content @ basis + shared).astype(np.float32)  # [n, L, D]
+    exact = pairwise_sq_dists(tokens.reshape(n, -1))
+    approx = pairwise_sq_dists(TokenSketch(n, length, dim, exact=False)(tokens))
+    assert neighbourhood_preservation(exact, approx, 10) >= 0.95
+
+
+def test_np_chance_level():
+    from clay_explore.research.metrics import np_chance
+
+    assert np_chance(63, 10) == pytest.approx(10 / 62)
+    assert np_chance(5, 10) == pytest.approx(3 / 4) and np_chance(2, 10) is None
+
+
+def test_ssim_leaves_nodata_out(images):
+    """Two unrelated images: nodata (filled with the prediction before) must not raise SSIM."""
+    rng = np.random.default_rng(8)
+    ref = rng.uniform(0.0, 0.6, size=(64, 64))
+    other = rng.uniform(0.0, 0.6, size=(64, 64))
+    base = ssim(ref, other, 1.0)
+    holed = ref.copy()
+    holed[:, :32] = np.nan  # half the image is nodata
+    assert ssim(holed, other, 1.0) <= base + 0.05
+    expected = structural_similarity(
+        ref[:, 32:], other[:, 32:], data_range=1.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
+    )  # the valid half alone, its own border cropped
+    assert ssim(holed, other, 1.0) == pytest.approx(expected, abs=0.03)
+    assert ssim(holed, holed, 1.0) == pytest.approx(1.0)  # identical where valid
+    assert np.isnan(ssim(np.full((16, 16), np.nan), other[:16, :16], 1.0))
+
+
+def test_ssim_of_all_bands_at_once_equals_band_by_band():
+    from clay_explore.research.metrics import ssim_bands
+
+    rng = np.random.default_rng(9)
+    ref = rng.uniform(0, 0.6, size=(3, 40, 48))
+    pred = np.clip(ref + rng.normal(scale=0.05, size=ref.shape), 0, 1)
+    ref[1, :10, :10] = np.nan
+    ref[2] = np.nan
+    want = [ssim(ref[c], pred[c], 1.0) for c in range(3)]
+    np.testing.assert_allclose(ssim_bands(ref, pred, 1.0), want, rtol=1e-10, atol=1e-12)

@@ -6,12 +6,14 @@ import streamlit as st
 
 from clay_explore.app import state as S
 from clay_explore.app import ui
-from clay_explore.viz import maps
-from clay_explore.viz import views
 from clay_explore.research import projection as P
+from clay_explore.viz import maps, views
 
-ui.page_header("Projections", "UMAP maps each embedding to a point; nearby points are embeddings Clay finds alike. "
-                              "Hover a point to see its chip (and patch); lasso points to select chips.")
+ui.page_header(
+    "Projections",
+    "UMAP maps each embedding to a point; nearby points are embeddings Clay finds alike. "
+    "Hover a point to see its chip (and patch); lasso points to select chips.",
+)
 ws = ui.require_workspace("embed", "Embed the chips first.")
 ui.ensure_image_vectors(ws)
 warm = ui.start_warmup()
@@ -25,18 +27,23 @@ c1, c2, c3 = st.columns([3, 2, 2])
 default = [s for s in ("patches", "mean", "cls") if s in sources_all]
 sources = c1.multiselect("Embeddings", sources_all, default=default, format_func=labels.get, key="proj_sources")
 mode = c2.radio("Layout", ["Overlaid (one UMAP)", "Side by side"], key="proj_mode", horizontal=True)
-color_options = (["chip"] + (["NDVI"] if views.ndvi_bands(ws.bands) else []) + ["embedding"]
-                 + (["label"] if ui.chip_labels(ws) is not None else []))
+color_options = (
+    ["chip"]
+    + (["NDVI"] if views.ndvi_bands(ws.bands) else [])
+    + ["embedding"]
+    + (["label"] if ui.chip_labels(ws) is not None else [])
+)
 color = c3.selectbox("Colour by", color_options, key="proj_color")
 with st.expander("UMAP parameters (recorded with each result)"):
     p1, p2, p3, p4, p5, p6 = st.columns(6)
+    dflt = P.UmapParams()  # the library's defaults (clay_explore.core.defaults), shared with `clay-explore project`
     params = P.UmapParams(
-        n_neighbors=p1.number_input("n_neighbors", 2, 200, 15, key="umap_nn"),
-        min_dist=p2.number_input("min_dist", 0.0, 1.0, 0.1, step=0.05, key="umap_md"),
-        metric=p3.selectbox("metric", P.METRICS, key="umap_metric"),
-        seed=int(p4.number_input("seed", 0, 2**31 - 1, 42, key="umap_seed")),
-        pca_components=int(p5.number_input("PCA dims (0 = off)", 0, 512, 50, key="umap_pca")),
-        max_points=int(p6.number_input("max points", 100, 500_000, 100_000, step=10_000, key="umap_max")),
+        n_neighbors=p1.number_input("n_neighbors", 2, 200, dflt.n_neighbors, key="umap_nn"),
+        min_dist=p2.number_input("min_dist", 0.0, 1.0, dflt.min_dist, step=0.05, key="umap_md"),
+        metric=p3.selectbox("metric", P.METRICS, index=P.METRICS.index(dflt.metric), key="umap_metric"),
+        seed=int(p4.number_input("seed", 0, 2**31 - 1, dflt.seed, key="umap_seed")),
+        pca_components=int(p5.number_input("PCA dims (0 = off)", 0, 512, dflt.pca_components, key="umap_pca")),
+        max_points=int(p6.number_input("max points", 100, 500_000, dflt.max_points, step=10_000, key="umap_max")),
     )
 
 groups = [list(sources)] if mode.startswith("Overlaid") else [[s] for s in sources]
@@ -63,6 +70,7 @@ elif missing:
 selected = st.session_state.get(S.SELECTED_CHIPS, [])
 if results:
     ids = ws.chip_table()["chip_id"].astype(str).tolist()
+    names = ui.chip_names(ws)
     combo = next(iter(views.band_combinations(ws.sensor, ws.bands).values()))
     thumbs = ui.chip_thumbnails(str(ws.root), ui.workspace_stamp(ws), tuple(range(len(ids))), tuple(combo), 112)
     grid = (ui.grid_side(ws), ui.grid_side(ws))
@@ -70,6 +78,7 @@ if results:
     for col, res in zip(cols, results):
         with col:
             table = ui.projection_colours(ws, res.table, color)
+            table["name"] = [names[r] for r in table["row"]]  # readable chip names; the id stays on hover
             kind = {"chip": "chip", "NDVI": "value", "embedding": "source", "label": "label"}[color]
             title = " + ".join(views.method_label(s) for s in res.info["sources"])
             fig = views.scatter_figure(table, color_by=kind, title=title, highlight_rows=selected)
@@ -84,25 +93,31 @@ if results:
             info = res.info
             st.caption(
                 f"{info['n_points']:,} points · {info['input_dim']}-d"
-                + (f" → PCA {info['umap_input_dim']} ({info.get('pca_explained_variance', 1):.0%} variance)"
-                   if info.get("pca_explained_variance") is not None else "")
+                + (
+                    f" → PCA {info['umap_input_dim']} ({info.get('pca_explained_variance', 1):.0%} variance)"
+                    if info.get("pca_explained_variance") is not None
+                    else ""
+                )
                 + f" · UMAP {info['seconds_umap']:.1f} s · trustworthiness@10 {info['trustworthiness']:.3f} "
                 f"(on {info['trustworthiness_sample']:,} points) · n_neighbors {info['n_neighbors_used']}, "
-                f"min_dist {info['params']['min_dist']}, {info['params']['metric']}, seed {info['params']['seed']}"
+                f"min_dist {info['params']['min_dist']}, {info['params']['metric']}, seed {info['params']['seed']}",
+                help=ui.term("UMAP", "trustworthiness", "patch token"),
             )
+    ui.next_step("reconstructions", "Reconstructions", help="Pixels back from one vector, per aggregator.")
 
 if selected:
     st.subheader(f"Selected chips ({len(selected)})")
     chips = maps.chip_layer_table(ws, selected)
     left, right = st.columns([2, 3])
     with left:
-        ui.map_widget(maps.build_map(chips[chips["row"].isin(selected)], draw=False, height=320),
-                      key="proj_map", height=320)
+        ui.map_widget(
+            maps.build_map(chips[chips["row"].isin(selected)], draw=False, height=320), key="proj_map", height=320
+        )
     with right:
         ids = ws.chip_table()["chip_id"].astype(str).tolist()
         combo = next(iter(views.band_combinations(ws.sensor, ws.bands).values()))
         th = ui.chip_thumbnails(str(ws.root), ui.workspace_stamp(ws), tuple(selected[:24]), tuple(combo), 112)
-        st.image([th[r] for r in selected[:24]], caption=[ids[r] for r in selected[:24]], width=112)
+        st.image([th[r] for r in selected[:24]], caption=[ui.chip_names(ws)[r] for r in selected[:24]], width=112)
     b1, b2, b3 = st.columns(3)
     if b1.button("Clear selection", key="proj_clear"):
         st.session_state[S.SELECTED_CHIPS] = []

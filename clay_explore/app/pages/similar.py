@@ -6,29 +6,48 @@ import streamlit as st
 
 from clay_explore.app import state as S
 from clay_explore.app import ui
-from clay_explore.viz import maps
-from clay_explore.research import similar
-from clay_explore.viz import views
 from clay_explore.research import projection as P
+from clay_explore.research import similar
+from clay_explore.viz import fmt, maps, views
 
-ui.page_header("Similar chips", "Pick a chip (here, on the map, or in a UMAP plot) and compare its nearest "
-                                "neighbours under each aggregator; methods that keep the same information agree.")
+ui.page_header(
+    "Similar chips",
+    "Pick a chip (here, on the map, or in a UMAP plot) and compare its nearest "
+    "neighbours under each aggregator; methods that keep the same information agree.",
+)
 ws = ui.require_workspace("embed", "Embed the chips first.")
 ui.ensure_image_vectors(ws)
 ids = ws.chip_table()["chip_id"].astype(str).tolist()
+chip_names = ui.chip_names(ws)  # readable names; the id is in the caption under the chip box and the table
 focus = st.session_state.get(S.FOCUS_CHIP) or 0
 c1, c2, c3 = st.columns([2, 1, 3])
-row = c1.selectbox("Chip", list(range(len(ids))), index=min(int(focus), len(ids) - 1), format_func=lambda r: ids[r],
-                   key="sim_chip")
+row = c1.selectbox(
+    "Chip",
+    list(range(len(ids))),
+    index=min(int(focus), len(ids) - 1),
+    format_func=lambda r: chip_names[r],
+    key="sim_chip",
+    help="Chips are named by their place in the scene grid (row, column).",
+)
+c1.caption(f"id `{ids[int(row)]}`")
 k = c2.number_input("k", 1, 50, min(8, max(1, len(ids) - 1)), key="sim_k")
 st.session_state[S.FOCUS_CHIP] = int(row)
 
 with ui.guard("Similar chips"):
     names = views.sort_methods([s for s in P.available_sources(ws) if s != P.PATCHES])  # vectors are read once, below
-    methods = c3.multiselect("Methods", names, default=names, format_func=views.method_label, key="sim_methods")
+    methods = c3.multiselect(
+        "Methods",
+        names,
+        default=names,
+        format_func=views.method_label,
+        key="sim_methods",
+        help=ui.term("mean pooling", "max pooling", "GeM pooling", "CLS", "learned aggregator"),
+    )
     if not any(m in names for m in ("linear", "attention", "perceiver")):
-        st.caption("Learned aggregators (linear, attention) appear here after they are fitted and evaluated on "
-                   "the Reconstructions page.")
+        st.caption(
+            "Learned aggregators (linear, attention) appear here after they are fitted and evaluated on "
+            "the Reconstructions page."
+        )
     neigh = similar.top_k(ws, int(row), int(k), methods or None)
     combo = next(iter(views.band_combinations(ws.sensor, ws.bands).values()))
     rows_needed = tuple(sorted({int(row), *neigh["row"].tolist()}))
@@ -36,7 +55,7 @@ with ui.guard("Similar chips"):
     left, right = st.columns([1, 3])
     with left:
         st.markdown("**Query**")
-        st.image(thumbs[int(row)], caption=ids[int(row)], width=160)
+        st.image(thumbs[int(row)], caption=chip_names[int(row)], width=160)
     with right:
         cons = similar.consensus(neigh)
         chips = maps.chip_layer_table(ws, [int(row)], cons["row"].tolist())
@@ -48,10 +67,17 @@ with ui.guard("Similar chips"):
             st.rerun()
         st.caption(maps.legend_markdown(), unsafe_allow_html=True)
     for m, g in neigh.groupby("method", sort=False):
-        st.markdown(f"<span style='color:{views.method_color(m)}'>■</span> **{views.method_label(m)}**",
-                    unsafe_allow_html=True)
-        st.image([thumbs[r] for r in g["row"]], width=96,
-                 caption=[f"{c} · {s:.3f}" for c, s in zip(g["chip_id"], g["similarity"])])
+        st.markdown(
+            f"<span style='color:{views.method_color(m)}'>■</span> **{views.method_label(m)}**", unsafe_allow_html=True
+        )
+        st.image(
+            [thumbs[r] for r in g["row"]],
+            width=96,
+            caption=[f"Chip {r + 1} · {fmt.num(s)}" for r, s in zip(g["row"], g["similarity"])],
+        )
     if len(methods) > 1:
         st.plotly_chart(views.agreement_figure(similar.agreement(neigh)), width="stretch")
-        st.dataframe(cons, hide_index=True)
+        table = fmt.round_frame(cons)
+        if "row" in table:
+            table.insert(0, "chip", [chip_names[r] for r in table["row"]])
+        st.dataframe(table, hide_index=True)

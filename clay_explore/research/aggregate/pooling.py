@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from clay_explore.research.aggregate.base import Aggregator, as_float
 
@@ -14,10 +14,16 @@ GEM_P = 3.0
 
 
 class _TokenWidth(Aggregator):
-    """A parameter-free aggregator: its vector is as wide as a token, whatever ``out_dim`` asks."""
+    """A pooling aggregator: parameter-free at the token width D; with ``out_dim`` D' != D it adds one
+    learned linear map D -> D' (so "mean at 64 numbers" is mean pooling then a fitted projection)."""
 
     def __init__(self, *, dim: int, grid: int, out_dim: int | None = None):
-        super().__init__(dim=dim, grid=grid, out_dim=dim)
+        super().__init__(dim=dim, grid=grid, out_dim=out_dim or dim)
+        self.proj = nn.Linear(dim, self.out_dim) if self.out_dim != dim else None
+
+    def project(self, pooled: Tensor) -> Tensor:
+        """[B, D] -> [B, D'] (identity at the token width)."""
+        return pooled if self.proj is None else self.proj(pooled)
 
 
 class MeanPool(_TokenWidth):
@@ -27,7 +33,7 @@ class MeanPool(_TokenWidth):
 
     def forward(self, patches: Tensor, cls: Tensor, meta: Tensor) -> Tensor:
         self.check_inputs(patches)
-        return as_float(patches).mean(dim=1)  # [B, D]
+        return self.project(as_float(patches).mean(dim=1))  # [B, D']
 
 
 class MaxPool(_TokenWidth):
@@ -37,7 +43,7 @@ class MaxPool(_TokenWidth):
 
     def forward(self, patches: Tensor, cls: Tensor, meta: Tensor) -> Tensor:
         self.check_inputs(patches)
-        return as_float(patches).amax(dim=1)  # [B, D]
+        return self.project(as_float(patches).amax(dim=1))  # [B, D']
 
 
 class GeMPool(_TokenWidth):
@@ -51,7 +57,7 @@ class GeMPool(_TokenWidth):
     name = "gem"
 
     def __init__(self, *, dim: int, grid: int, out_dim: int | None = None, p: float = GEM_P):
-        super().__init__(dim=dim, grid=grid)
+        super().__init__(dim=dim, grid=grid, out_dim=out_dim)
         if p <= 0:
             raise ValueError(f"GeM exponent p must be > 0, got {p}")
         self.p = float(p)
@@ -63,7 +69,7 @@ class GeMPool(_TokenWidth):
         self.check_inputs(patches)
         x = as_float(patches)
         m = (torch.sign(x) * x.abs().pow(self.p)).mean(dim=1)  # [B, D]
-        return torch.sign(m) * m.abs().pow(1.0 / self.p)
+        return self.project(torch.sign(m) * m.abs().pow(1.0 / self.p))
 
 
 class ClsToken(_TokenWidth):
@@ -74,4 +80,4 @@ class ClsToken(_TokenWidth):
     def forward(self, patches: Tensor, cls: Tensor, meta: Tensor) -> Tensor:
         if cls.ndim != 2 or cls.shape[1] != self.dim:
             raise ValueError(f"cls aggregator expects CLS tokens [B, {self.dim}], got {list(cls.shape)}")
-        return as_float(cls)
+        return self.project(as_float(cls))
