@@ -173,7 +173,15 @@ def load_method(ws: Workspace, method: str, seed: int | None = None) -> FittedMe
     exp = Expander(**config["expander"])
     tensors = load_file(str(folder / WEIGHTS_FILE))
     for prefix, module in (("aggregator.", agg), ("expander.", exp)):
-        module.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}, strict=True)
+        state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+        try:
+            module.load_state_dict(state, strict=True)
+        except RuntimeError as err:  # an older version's weights (e.g. attention before it pooled centred tokens)
+            raise StageMissingError(
+                f"The saved weights of method '{method}' in {folder} do not match this version's "
+                f"'{base_method(method)}' aggregator (fitted by an older clay-explore). Refit it: "
+                f"`clay-explore fit --workspace {ws.root} --method {base_method(method)}`."
+            ) from err
     return FittedMethod(method, agg.eval(), exp.eval(), config, seed)
 
 

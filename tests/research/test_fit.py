@@ -133,6 +133,22 @@ def test_interrupted_refit_keeps_the_complete_fit(generated_embedded, copy_ws, t
     assert load_method(Workspace.open(root), "mean").config["seed"] == 7
 
 
+def test_weights_of_an_older_version_ask_for_a_refit(generated_embedded, copy_ws, tiny_model):
+    """Attention pooling changed its parameters (centred pooling, position biases): a fit saved by the
+    old version must say "refit", not raise a state-dict traceback."""
+    from safetensors.torch import load_file, save_file
+
+    root = copy_ws(generated_embedded)
+    fit_method(root, "attention", model=tiny_model, epochs=1, seeds=1, batch_size=4, show_progress=False)
+    path = Workspace.open(root).path("methods", "attention", "weights.safetensors")
+    tensors = load_file(str(path))
+    tensors.pop("aggregator.position_bias")
+    tensors["aggregator.norm_out.weight"] = torch.ones(4)  # what the old attention pooling saved
+    save_file(tensors, str(path))
+    with pytest.raises(StageMissingError, match="do not match this version.*clay-explore fit"):
+        load_method(Workspace.open(root), "attention")
+
+
 def test_unknown_method_is_refused_before_any_work(generated_template, copy_ws, tiny_model):
     with pytest.raises(ValueError, match="Unknown aggregation method 'bogus'"):
         fit_method(copy_ws(generated_template), "bogus", model=tiny_model, show_progress=False)

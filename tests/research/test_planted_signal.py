@@ -60,8 +60,9 @@ def planted(tmp_path_factory, tiny_model):
     meta = chip_meta(ws)
     with torch.inference_mode():
         full = torch.cat([torch.zeros(N_CHIPS, 1, dim), torch.from_numpy(tokens.astype(np.float32)).flatten(1, 2)], 1)
-        z = tiny_model.decode(full, torch.from_numpy(meta.time), torch.from_numpy(meta.latlon), 10.0,
-                              torch.from_numpy(waves_of(ws)))  # [N, L, C*P*P] normalised pixels
+        z = tiny_model.decode(
+            full, torch.from_numpy(meta.time), torch.from_numpy(meta.latlon), 10.0, torch.from_numpy(waves_of(ws))
+        )  # [N, L, C*P*P] normalised pixels
         z = unpatchify(z, len(mean), 8).numpy()  # [N, C, H, W]
     pixels = mean[None, :, None, None] + std[None, :, None, None] * z
     ws.open_array(CHIPS_ZARR, "pixels", mode="r+")[:] = pixels.astype(np.float32)
@@ -81,8 +82,15 @@ def test_mean_pooling_cannot_see_the_planted_signal(planted):
 def _fit_and_evaluate(planted, tmp_path, tiny_model, methods):
     root = tmp_path / "ws"
     shutil.copytree(planted, root)
-    kwargs = {"model": tiny_model, "epochs": 8, "seeds": 2, "batch_size": 4, "lr": 1e-2, "patience": 8,
-              "show_progress": False}
+    kwargs = {
+        "model": tiny_model,
+        "epochs": 8,
+        "seeds": 2,
+        "batch_size": 4,
+        "lr": 1e-2,
+        "patience": 8,
+        "show_progress": False,
+    }
     for method in ("mean", *methods):
         fit_method(root, method, **kwargs)
     report = evaluate_workspace(root, model=tiny_model, batch_size=8, show_progress=False)

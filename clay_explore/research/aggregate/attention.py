@@ -1,4 +1,6 @@
-"""Attention pooling: a learned query attends over the patch tokens (MAP head, as in SigLIP/ViT).
+"""Attention pooling: a learned query attends over the patch tokens (a MAP head, as in SigLIP/ViT),
+made centred (mean pooling + attention over the offsets from the mean) and position-aware (a learned
+score bias per grid position), so it starts as mean pooling and can keep where things are.
 
 ``PerceiverPool`` is the multi-seed variant (Set Transformer's PMA): a few learned seeds attend to
 the patches, talk to each other once, and their outputs are concatenated and projected to D'.
@@ -130,8 +132,8 @@ class AttentionPool(Aggregator):
 
         Scaled by L because near uniform weights softmax(L b)_l = 1/L + (b_l - mean(b)) + O(L b^2): a
         bias b then moves a position's weight by b itself, exactly as the linear aggregator's weight
-        offsets do, so both learn where things are at the same pace. Unscaled, a bias step moves the
-        weights only b / L, and with L = 1,024 patches attention would stay uniform (mean pooling).
+        offsets do, so both learn where things are at the same pace. Unscaled, the same step would move
+        the weights only b / L: L times slower (on the planted-signal test it stayed near uniform).
         """
         return self.position_bias * self.n_patches
 
