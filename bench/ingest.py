@@ -86,11 +86,13 @@ def _peak_rss_mb() -> float:
 
 def worker(args: argparse.Namespace) -> None:
     """Run one ingest in this process and print chips, seconds, chips/s and peak RSS as JSON."""
+    from clay_explore.imagery.chipping import ChipSettings
+
     t0 = time.perf_counter()
     if args.mode == "local":
         from clay_explore.imagery.geotiff import ingest_geotiff
 
-        rec = ingest_geotiff(args.path, args.workspace, sensor="sentinel-2-l2a", chip_size=args.chip)
+        rec = ingest_geotiff(args.path, args.workspace, sensor="sentinel-2-l2a", chips=ChipSettings(args.chip))
     else:
         from clay_explore.imagery.stac import fetch_stac
 
@@ -101,7 +103,7 @@ def worker(args: argparse.Namespace) -> None:
             "2030-12-31",
             args.workspace,
             stac_url=args.path,
-            chip_size=args.chip,
+            chips=ChipSettings(args.chip),
             max_area_km=1000,
             max_cloud=100,
             epsg=args.epsg,

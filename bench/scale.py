@@ -49,10 +49,11 @@ def write_checkpoint(path: Path, preset: str) -> Path:
 def demo_workspace(root: Path, chip_size: int, n_chips: int) -> Path:
     """A workspace holding the first ``n_chips`` chips of the demo scene chipped at ``chip_size``."""
     from clay_explore.core.workspace import CHIP_TABLE, CHIPS_ZARR, Workspace
+    from clay_explore.imagery.chipping import ChipSettings
     from clay_explore.imagery.demo import ingest_demo
 
     full = root.with_name(root.name + "-full")
-    ingest_demo(full, chip_size=chip_size)
+    ingest_demo(full, chips=ChipSettings(chip_size))
     src = Workspace.open(full)
     n = min(n_chips, src.n_chips())
     ws = Workspace.create(root, sensor=src.sensor.name, bands=src.bands, chip_size=chip_size, source={"kind": "bench"})

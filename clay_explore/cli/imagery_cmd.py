@@ -152,8 +152,10 @@ def fetch(
 
     A large area, or one crossing a UTM zone boundary, is split into tiles (see --tile-km).
     """
+    from clay_explore.imagery.chipping import ChipSettings
     from clay_explore.imagery.tiles import fetch_area
 
+    chips = ChipSettings(chip_size, stride, min_valid, max_chip_cloud)
     with _progress("fetch") as bar:
         rec = fetch_area(
             bbox,
@@ -163,15 +165,12 @@ def fetch(
             stac_url=stac_url,
             collection=collection,
             max_cloud=max_cloud,
-            chip_size=chip_size,
-            stride=stride,
+            chips=chips,
             sensor=sensor,
             bands=_csv(bands),
             tile_km=tile_km,
             max_area_km=max_area_km,
             epsg=epsg,
-            min_valid=min_valid,
-            max_chip_cloud=max_chip_cloud,
             timeout=timeout,
             retries=retries,
             progress=bar,
@@ -230,8 +229,10 @@ def ingest(
     file already stored is skipped.
     """
     from clay_explore.cli.main import echo_json
+    from clay_explore.imagery.chipping import ChipSettings
     from clay_explore.imagery.geotiff import ingest_geotiffs
 
+    chips = ChipSettings(chip_size, stride, min_valid)
     with _progress("ingest") as bar:
 
         def on_file(i: int, n: int, path: Path) -> None:
@@ -244,9 +245,7 @@ def ingest(
             bands=_csv(bands),
             file_bands=_csv(file_bands),
             date=date,
-            chip_size=chip_size,
-            stride=stride,
-            min_valid=min_valid,
+            chips=chips,
             nodata=nodata,
             values=values,
             progress=bar,
@@ -281,10 +280,12 @@ def _report_files(out: dict[str, Any], workspace: str) -> None:
 @_chip_options
 def demo(workspace: str, chip_size: int, stride: int | None, min_valid: float, as_json: bool) -> None:
     """Store chips of the offline demo scene (real Sentinel-2 L1C, date unknown) in WORKSPACE."""
+    from clay_explore.imagery.chipping import ChipSettings
     from clay_explore.imagery.demo import DEMO_NOTE, ingest_demo
 
+    chips = ChipSettings(chip_size, stride, min_valid)
     with _progress("demo") as bar:
-        rec = ingest_demo(workspace, chip_size=chip_size, stride=stride, min_valid=min_valid, progress=bar)
+        rec = ingest_demo(workspace, chips=chips, progress=bar)
     _report(rec, workspace, as_json, DEMO_NOTE)
 
 

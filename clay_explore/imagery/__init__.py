@@ -7,6 +7,8 @@ are imported inside the functions that need them. Entry points, one per source:
 - :func:`clay_explore.imagery.geotiff.ingest_geotiff` -- chip a local GeoTIFF/COG (appends to a
   compatible workspace); :func:`~clay_explore.imagery.geotiff.ingest_geotiffs` -- several files.
 - :func:`clay_explore.imagery.demo.ingest_demo` -- chip the offline demo scene.
+
+Each takes how to cut chips as one :class:`clay_explore.imagery.chipping.ChipSettings` (``chips=``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ _LAZY = {
     "ingest_demo": "clay_explore.imagery.demo",
     "validate_bbox": "clay_explore.imagery.aoi",
     "chip_source": "clay_explore.imagery.chipping",
+    "ChipSettings": "clay_explore.imagery.chipping",
 }
 
 __all__ = sorted(_LAZY)

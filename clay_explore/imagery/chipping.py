@@ -35,7 +35,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from clay_explore.core.defaults import DEFAULT_MAX_CHIP_CLOUD, DEFAULT_MIN_VALID
+from clay_explore.core.bounds import check_bounds
+from clay_explore.core.defaults import DEFAULT_CHIP_SIZE, DEFAULT_MAX_CHIP_CLOUD, DEFAULT_MIN_VALID
 from clay_explore.core.errors import CancelledError, ImageryError, NoScenesError, WorkspaceError
 from clay_explore.core.progress import Cancel, Progress, ProgressFn, is_cancelled
 from clay_explore.core.workspace import CHIP_TABLE, CHIPS_PROGRESS, CHIPS_ZARR, Workspace, atomic_write_bytes
@@ -91,20 +92,36 @@ class RasterSource(Protocol):
         """Pixels of a window that lies inside the grid."""
 
 
-@dataclass
-class ChipSettings:
-    """How a scene is cut into chips."""
+#: The chip cloud limit of sources without a cloud mask (local files, the demo scene): none is cloudy.
+NO_CLOUD_LIMIT = 1.0
 
-    chip_size: int
-    stride: int | None = None
+
+@dataclass(frozen=True)
+class ChipSettings:
+    """How a scene is cut into chips: passed whole to every imagery entry point (fetch, ingest, demo, upload).
+
+    The numeric limits of ``core.bounds`` are checked here, on construction (the same names and messages as
+    a stage's keyword options), so bad settings are refused before any workspace or chip is allocated.
+    """
+
+    chip_size: int = DEFAULT_CHIP_SIZE
+    stride: int | None = None  # None: the chip size (no overlap)
     min_valid: float = DEFAULT_MIN_VALID
     max_chip_cloud: float = DEFAULT_MAX_CHIP_CLOUD
     batch: int | None = None  # chips per write; None = from BATCH_BYTES (see batch_for)
 
     def __post_init__(self) -> None:
+        check_bounds(
+            {
+                "chip_size": self.chip_size,
+                "stride": self.stride,
+                "min_valid": self.min_valid,
+                "max_chip_cloud": self.max_chip_cloud,
+            }
+        )
         check_chip_size(self.chip_size)
         if self.stride is None:
-            self.stride = self.chip_size
+            object.__setattr__(self, "stride", self.chip_size)  # frozen: set once, here
         if int(self.stride) < 1:
             raise ImageryError(f"Stride {self.stride} must be a positive number of pixels (e.g. --stride 128).")
         for name in ("min_valid", "max_chip_cloud"):

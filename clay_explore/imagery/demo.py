@@ -16,12 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from clay_explore.core.defaults import DEFAULT_CHIP_SIZE, DEFAULT_MIN_VALID
 from clay_explore.core.errors import ImageryError
 from clay_explore.core.lock import writes_workspace
 from clay_explore.core.progress import Cancel, ProgressFn
 from clay_explore.core.sensors import get_sensor
 from clay_explore.imagery.chipping import (
+    NO_CLOUD_LIMIT,
     ChipSettings,
     WindowData,
     band_scale,
@@ -137,16 +137,20 @@ class DemoSource:
 def ingest_demo(
     workspace: str | Path,
     *,
-    chip_size: int = DEFAULT_CHIP_SIZE,
-    stride: int | None = None,
-    min_valid: float = DEFAULT_MIN_VALID,
+    chips: ChipSettings = ChipSettings(),
     progress: ProgressFn | None = None,
     cancel: Cancel = None,
 ) -> dict[str, Any]:
-    """Chip the offline demo scene into ``workspace``; the stage record carries DEMO_FACTS."""
+    """Chip the offline demo scene into ``workspace``; the stage record carries DEMO_FACTS.
+
+    ``chips`` is how the scene is cut; the scene has no cloud mask, so its chip cloud limit is always
+    ``NO_CLOUD_LIMIT``.
+    """
+    from dataclasses import replace
+
     from clay_explore.core.workspace import Workspace
 
-    settings = ChipSettings(chip_size, stride, min_valid, 1.0)
+    settings = replace(chips, max_chip_cloud=NO_CLOUD_LIMIT)
     src = DemoSource()
     try:
         ws = Workspace.create(
@@ -155,7 +159,7 @@ def ingest_demo(
             bands=list(src.bands),
             chip_size=settings.chip_size,
             source={"kind": "demo", **DEMO_FACTS},
-            settings={"stride": settings.stride, "min_valid": min_valid},
+            settings={"stride": settings.stride, "min_valid": settings.min_valid},
         )
         return chip_source(ws, src, settings, info={"demo": DEMO_FACTS}, progress=progress, cancel=cancel)
     finally:

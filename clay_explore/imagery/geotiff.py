@@ -18,13 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from clay_explore.core.defaults import DEFAULT_CHIP_SIZE, DEFAULT_MIN_VALID
 from clay_explore.core.errors import ImageryError, NoScenesError
 from clay_explore.core.lock import writes_workspace
 from clay_explore.core.progress import Cancel, ProgressFn
 from clay_explore.core.sensors import Sensor, get_sensor
 from clay_explore.imagery.bands import BandMap, resolve_band_map
 from clay_explore.imagery.chipping import (
+    NO_CLOUD_LIMIT,
     ChipSettings,
     WindowData,
     band_scale,
@@ -351,10 +351,7 @@ def ingest_geotiff(
     bands: Sequence[str] | None = None,
     file_bands: Sequence[str] | None = None,
     date: str | None = None,
-    chip_size: int = DEFAULT_CHIP_SIZE,
-    stride: int | None = None,
-    min_valid: float = DEFAULT_MIN_VALID,
-    max_chip_cloud: float = 1.0,
+    chips: ChipSettings = ChipSettings(),
     nodata: float | None = None,
     values: str = "auto",
     progress: ProgressFn | None = None,
@@ -368,12 +365,15 @@ def ingest_geotiff(
     power; "dn" keeps values as stored; "reflectance" / "db" force a conversion. A workspace that
     already holds chips of other files with the same sensor, bands and chip size takes this file's
     after them (``total_chips``/``n_sources`` in the result); the same file again is a no-op or a
-    resume. A workspace of another sensor, band set or chip size is refused.
+    resume. A workspace of another sensor, band set or chip size is refused. ``chips`` is how the file is
+    cut; a file carries no cloud mask, so its chip cloud limit is always ``NO_CLOUD_LIMIT`` (none is cloudy).
     """
+    from dataclasses import replace
+
     from clay_explore.core.workspace import Workspace
 
     sens = get_sensor(sensor)
-    settings = ChipSettings(chip_size, stride, min_valid, max_chip_cloud)
+    settings = replace(chips, max_chip_cloud=NO_CLOUD_LIMIT)
     src = GeoTiffSource(path, sens, file_bands=file_bands, select=bands, date=date, nodata=nodata, values=values)
     try:
         source = {"kind": "file", "path": str(Path(path).resolve())}
@@ -383,7 +383,11 @@ def ingest_geotiff(
             bands=list(src.bands),
             chip_size=settings.chip_size,
             source=source,
-            settings={"stride": settings.stride, "min_valid": min_valid, "max_chip_cloud": max_chip_cloud},
+            settings={
+                "stride": settings.stride,
+                "min_valid": settings.min_valid,
+                "max_chip_cloud": settings.max_chip_cloud,
+            },
         )
         info = {
             "band_map": src.band_map.how,
@@ -425,10 +429,7 @@ def ingest_geotiffs(
     bands: Sequence[str] | None = None,
     file_bands: Sequence[str] | None = None,
     date: str | None = None,
-    chip_size: int = DEFAULT_CHIP_SIZE,
-    stride: int | None = None,
-    min_valid: float = DEFAULT_MIN_VALID,
-    max_chip_cloud: float = 1.0,
+    chips: ChipSettings = ChipSettings(),
     nodata: float | None = None,
     values: str = "auto",
     progress: ProgressFn | None = None,
@@ -463,10 +464,7 @@ def ingest_geotiffs(
                 bands=bands,
                 file_bands=file_bands,
                 date=date,
-                chip_size=chip_size,
-                stride=stride,
-                min_valid=min_valid,
-                max_chip_cloud=max_chip_cloud,
+                chips=chips,
                 nodata=nodata,
                 values=values,
                 progress=progress,

@@ -28,10 +28,8 @@ import numpy as np
 from clay_explore.core.defaults import (
     DEFAULT_CHIP_SIZE,
     DEFAULT_COLLECTION,
-    DEFAULT_MAX_CHIP_CLOUD,
     DEFAULT_MAX_CLOUD,
     DEFAULT_MAX_KM,
-    DEFAULT_MIN_VALID,
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT_S,
 )
@@ -577,15 +575,12 @@ def fetch_stac(
     stac_url: str | None = None,
     collection: str = DEFAULT_COLLECTION,
     max_cloud: float | None = DEFAULT_MAX_CLOUD,
-    chip_size: int = DEFAULT_CHIP_SIZE,
-    stride: int | None = None,
+    chips: ChipSettings = ChipSettings(),
     sensor: str | None = None,
     bands: Sequence[str] | None = None,
     max_area_km: float = DEFAULT_MAX_KM,
     epsg: int | None = None,
     resolution: float | None = None,
-    min_valid: float = DEFAULT_MIN_VALID,
-    max_chip_cloud: float = DEFAULT_MAX_CHIP_CLOUD,
     timeout: float = DEFAULT_TIMEOUT_S,
     retries: int = DEFAULT_RETRIES,
     sign: bool | None = None,
@@ -595,8 +590,9 @@ def fetch_stac(
 ) -> dict[str, Any]:
     """Search, select, load and chip imagery for an area into a workspace; returns the 'chips' stage.
 
-    ``sign`` adds Planetary Computer SAS tokens to asset URLs (default: on for Planetary Computer
-    URLs); ``token_url`` overrides where tokens come from.
+    ``chips`` is how the mosaic is cut (chip size, stride, valid and cloudy share limits). ``sign`` adds
+    Planetary Computer SAS tokens to asset URLs (default: on for Planetary Computer URLs); ``token_url``
+    overrides where tokens come from.
     """
     from clay_explore.core.workspace import Workspace
 
@@ -605,7 +601,7 @@ def fetch_stac(
         check_web_url(token_url, "token URL")
     aoi = validate_bbox(bbox, max_km=max_area_km, epsg=epsg)
     sens = sensor_for(collection, sensor)
-    settings = ChipSettings(chip_size, stride, min_valid, max_chip_cloud)
+    settings = chips
     policy = NetPolicy(timeout=timeout, retries=retries)
     found = search_scenes(aoi, start, end, stac_url=url, collection=collection, max_cloud=max_cloud, policy=policy)
     chosen = select_cover(found, aoi)
@@ -635,8 +631,8 @@ def fetch_stac(
         },
         settings={
             "stride": settings.stride,
-            "min_valid": min_valid,
-            "max_chip_cloud": max_chip_cloud,
+            "min_valid": settings.min_valid,
+            "max_chip_cloud": settings.max_chip_cloud,
             "epsg": aoi.epsg,
             "resolution": src.resolution,
         },

@@ -27,9 +27,7 @@ from clay_explore.core.defaults import (
     DEFAULT_CHIP_SIZE,
     DEFAULT_COLLECTION,
     DEFAULT_MAX_AREA_KM,
-    DEFAULT_MAX_CHIP_CLOUD,
     DEFAULT_MAX_CLOUD,
-    DEFAULT_MIN_VALID,
     DEFAULT_RETRIES,
     DEFAULT_TILE_KM,
     DEFAULT_TIMEOUT_S,
@@ -38,6 +36,7 @@ from clay_explore.core.errors import AreaError, CancelledError, NoScenesError
 from clay_explore.core.lock import writes_workspace
 from clay_explore.core.progress import Cancel, ProgressFn, is_cancelled
 from clay_explore.imagery.aoi import AOI, MAX_UTM_LAT, MIN_UTM_LAT, side_lengths_km, utm_epsg, utm_zone, validate_bbox
+from clay_explore.imagery.chipping import ChipSettings
 
 #: Points per edge when a box is reprojected (its projected envelope bulges between corners).
 DENSIFY_POINTS = 21
@@ -191,16 +190,13 @@ def fetch_area(
     stac_url: str | None = None,
     collection: str = DEFAULT_COLLECTION,
     max_cloud: float | None = DEFAULT_MAX_CLOUD,
-    chip_size: int = DEFAULT_CHIP_SIZE,
-    stride: int | None = None,
+    chips: ChipSettings = ChipSettings(),
     sensor: str | None = None,
     bands: Sequence[str] | None = None,
     tile_km: float = DEFAULT_TILE_KM,
     max_area_km: float = DEFAULT_MAX_AREA_KM,
     epsg: int | None = None,
     resolution: float | None = None,
-    min_valid: float = DEFAULT_MIN_VALID,
-    max_chip_cloud: float = DEFAULT_MAX_CHIP_CLOUD,
     timeout: float = DEFAULT_TIMEOUT_S,
     retries: int = DEFAULT_RETRIES,
     sign: bool | None = None,
@@ -209,8 +205,9 @@ def fetch_area(
 ) -> dict[str, Any]:
     """Fetch an area of any size: one request (``stac.fetch_stac``) when it fits, else tiles (module doc).
 
-    The result is the chips stage record; a tiled fetch adds ``tiling`` (the plan's sentence, CRS,
-    zones) and ``tiles`` (per tile: chips, or why it was skipped), with counts summed over tiles.
+    ``chips`` is how every request's mosaic is cut. The result is the chips stage record; a tiled fetch
+    adds ``tiling`` (the plan's sentence, CRS, zones) and ``tiles`` (per tile: chips, or why it was
+    skipped), with counts summed over tiles.
     """
     from clay_explore.imagery.stac import fetch_stac
 
@@ -218,14 +215,11 @@ def fetch_area(
         stac_url=stac_url,
         collection=collection,
         max_cloud=max_cloud,
-        chip_size=chip_size,
-        stride=stride,
+        chips=chips,
         sensor=sensor,
         bands=bands,
         epsg=epsg,
         resolution=resolution,
-        min_valid=min_valid,
-        max_chip_cloud=max_chip_cloud,
         timeout=timeout,
         retries=retries,
         sign=sign,
@@ -246,16 +240,13 @@ def _fetch_tiles(
     stac_url,
     collection,
     max_cloud,
-    chip_size,
-    stride,
+    chips,
     sensor,
     bands,
     tile_km,
     max_area_km,
     epsg,
     resolution,
-    min_valid,
-    max_chip_cloud,
     timeout,
     retries,
     sign,
@@ -263,13 +254,13 @@ def _fetch_tiles(
     cancel,
 ) -> dict[str, Any]:
     from clay_explore.core.workspace import Workspace
-    from clay_explore.imagery.chipping import ChipSettings, chip_grid
+    from clay_explore.imagery.chipping import chip_grid
     from clay_explore.imagery.net import NetPolicy
     from clay_explore.imagery.stac import EARTH_SEARCH_URL, open_client, sensor_for
 
     url = (stac_url or EARTH_SEARCH_URL).rstrip("/")
     sens = sensor_for(collection, sensor)
-    settings = ChipSettings(chip_size, stride, min_valid, max_chip_cloud)
+    settings = chips
     plan = plan_tiles(
         bbox,
         chip_size=settings.chip_size,
@@ -292,8 +283,8 @@ def _fetch_tiles(
     }
     setup = {
         "stride": settings.stride,
-        "min_valid": min_valid,
-        "max_chip_cloud": max_chip_cloud,
+        "min_valid": settings.min_valid,
+        "max_chip_cloud": settings.max_chip_cloud,
         "epsg": plan.epsg,
         "resolution": plan.resolution,
         "tile_km": tile_km,

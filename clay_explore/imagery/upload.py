@@ -17,6 +17,7 @@ from typing import Any
 
 from clay_explore.core.errors import ClayExploreError, ImageryError
 from clay_explore.core.lock import LOCK_FILES, writes_workspace
+from clay_explore.imagery.chipping import ChipSettings
 
 MANIFEST = "manifest.json"
 DEFAULT_NAME = "upload.tif"
@@ -35,17 +36,18 @@ def ingest_upload(
     uploads_root: str | Path,
     *,
     sensor: str,
-    chip_size: int,
+    chips: ChipSettings = ChipSettings(),
     date: str | None = None,
-    min_valid: float | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Save ``data`` as ``uploads_root/<id>/<filename>`` and chip it into ``target``; returns the chips record.
 
+    ``chips`` is how the file is cut (as :func:`ingest_geotiff`).
+
     Raises a ClayExploreError (a file that is not a raster becomes ImageryError) after removing
     everything this upload wrote.
     """
-    from clay_explore.imagery.chipping import DEFAULT_MIN_VALID, abandon_append
+    from clay_explore.imagery.chipping import abandon_append
     from clay_explore.imagery.geotiff import ingest_geotiff
 
     target = Path(target)
@@ -60,9 +62,8 @@ def ingest_upload(
                 path,
                 target,
                 sensor=sensor,
-                chip_size=chip_size,
+                chips=chips,
                 date=date,
-                min_valid=DEFAULT_MIN_VALID if min_valid is None else min_valid,
                 progress=progress,
             )
         except ImageryError as err:  # name the upload, not the server path it was saved under

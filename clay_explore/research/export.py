@@ -10,6 +10,11 @@
   methods and baselines, with the chip's split).
 - ``evaluation_summary.csv``: the evaluation on held-out test chips, one row per reference, method
   and baseline, with the verdict.
+
+Every file holding model outputs carries ``provenance_metadata`` (model, checkpoint name and sha256,
+precision, device, untrained flag and note, clay-explore version; the evaluation's split seed and
+fingerprint where its splits or numbers are in the file) under the key ``clay_explore``: Parquet schema
+metadata, the zarr group's attrs, a PNG text chunk, and for the CSV a sidecar ``evaluation_summary.json``.
 """
 
 from __future__ import annotations
@@ -64,7 +69,7 @@ def export_image_embeddings(ws: Workspace, out: str | Path, methods: Sequence[st
     out = Path(out)
     with atomic_path(out) as tmp:
         table.to_parquet(tmp)
-        add_parquet_metadata(tmp, provenance_metadata(ws))
+        add_parquet_metadata(tmp, provenance_metadata(ws, evaluation=True))
     return out
 
 
@@ -72,23 +77,84 @@ def export_image_embeddings(ws: Workspace, out: str | Path, methods: Sequence[st
 METADATA_KEY = "clay_explore"
 
 
-def provenance_metadata(ws: Workspace) -> dict[str, object]:
-    """What an exported file says about the model that made it: model, checkpoint sha256, precision,
-    untrained flag and the clay-explore version (from the embed stage's record)."""
+def provenance_metadata(ws: Workspace, evaluation: bool = False) -> dict[str, object]:
+    """What an exported file says about the model that made it (the one dict every export carries).
+
+    From the embed stage's record: model and preset, the checkpoint's file name and sha256, precision,
+    device, the untrained flag with its note, the clay-explore version, sensor, bands and the embeddings
+    fingerprint. With ``evaluation``, also the evaluation's split seed, its fingerprint and creation time
+    (the split column and the summary's numbers come from it).
+    """
     from clay_explore import __version__
 
     rec = ws.stage("embed") or {}
-    return {
+    untrained = bool(rec.get("untrained", False))
+    info: dict[str, object] = {
         "clay_explore_version": __version__,
         "model": "Clay v1.5" + (f" ({rec['preset']})" if rec.get("preset") else ""),
         "preset": rec.get("preset"),
+        "checkpoint": Path(str(rec["checkpoint"])).name if rec.get("checkpoint") else None,
         "checkpoint_sha256": rec.get("sha256") or rec.get("checkpoint_sha256"),
         "precision": rec.get("precision"),
-        "untrained": bool(rec.get("untrained", False)),
-        "note": rec.get("note"),
+        "device": rec.get("device"),
+        "untrained": untrained,
+        "note": rec.get("note") or (_honesty_note(untrained) if rec else None),
         "sensor": ws.manifest.get("sensor"),
         "bands": ws.bands,
+        "embeddings_fingerprint": _embeddings_fingerprint(ws) if rec else None,
     }
+    if evaluation:
+        info.update(evaluation_provenance(ws))
+    return info
+
+
+def _honesty_note(untrained: bool) -> str:
+    """The honesty note for records written before the embed stage stored one."""
+    from clay_explore.research.provenance import TRAINED_NOTE, UNTRAINED_NOTE
+
+    return UNTRAINED_NOTE if untrained else TRAINED_NOTE
+
+
+def _embeddings_fingerprint(ws: Workspace) -> str:
+    from clay_explore.research.vectors import embeddings_fingerprint
+
+    return embeddings_fingerprint(ws)
+
+
+def evaluation_provenance(ws: Workspace) -> dict[str, object]:
+    """The evaluation an export's splits and numbers come from: split seed, fingerprint (sha256 of
+    evaluation.json, first FINGERPRINT_CHARS hex digits), creation time, the embeddings it scored."""
+    import hashlib
+    import json
+
+    from clay_explore.core.workspace import EVALUATION
+
+    ev = ws.read_json(EVALUATION) or {}
+    if not ev:
+        return dict.fromkeys(EVALUATION_FACTS)
+    digest = hashlib.sha256(json.dumps(ev, sort_keys=True, default=str).encode()).hexdigest()
+    return {
+        "split_seed": (ev.get("split") or {}).get("split_seed"),
+        "evaluation_fingerprint": digest[:FINGERPRINT_CHARS],
+        "evaluation_created": ev.get("created"),
+        "evaluation_embeddings_fingerprint": ev.get("embeddings_fingerprint"),
+    }
+
+
+#: Hex digits kept of a fingerprint (as vectors.embeddings_fingerprint).
+FINGERPRINT_CHARS = 16
+#: Keys evaluation_provenance adds (all None before any evaluation).
+EVALUATION_FACTS = ("split_seed", "evaluation_fingerprint", "evaluation_created", "evaluation_embeddings_fingerprint")
+
+
+def write_sidecar(path: str | Path, info: dict[str, object]) -> Path:
+    """``<name>.json`` next to ``path`` (e.g. a CSV, which has no metadata of its own) holding ``info``."""
+    import json
+
+    side = Path(path).with_suffix(".json")
+    with atomic_path(side) as tmp:
+        Path(tmp).write_text(json.dumps({METADATA_KEY: info}, indent=2, default=str) + "\n", encoding="utf-8")
+    return side
 
 
 def add_parquet_metadata(path: str | Path, info: dict[str, object]) -> None:
@@ -110,6 +176,35 @@ def read_parquet_metadata(path: str | Path) -> dict[str, object]:
     import pyarrow.parquet as pq
 
     raw = (pq.read_schema(path).metadata or {}).get(METADATA_KEY.encode())
+    return json.loads(raw) if raw else {}
+
+
+def add_png_metadata(path: str | Path, info: dict[str, object]) -> None:
+    """Rewrite a PNG with ``info`` as JSON in a METADATA_KEY text chunk (its other text chunks kept)."""
+    import json
+
+    from PIL import Image, PngImagePlugin
+
+    path = Path(path)
+    with Image.open(path) as im:
+        im.load()
+        png = PngImagePlugin.PngInfo()
+        for key, value in getattr(im, "text", {}).items():
+            if key != METADATA_KEY:
+                png.add_text(key, str(value))
+        png.add_text(METADATA_KEY, json.dumps(info, default=str))
+        with atomic_path(path) as tmp:
+            im.save(tmp, format="PNG", pnginfo=png)
+
+
+def read_png_metadata(path: str | Path) -> dict[str, object]:
+    """clay-explore's provenance entry of an exported PNG ({} when absent)."""
+    import json
+
+    from PIL import Image
+
+    with Image.open(path) as im:
+        raw = getattr(im, "text", {}).get(METADATA_KEY)
     return json.loads(raw) if raw else {}
 
 
@@ -160,6 +255,7 @@ def export_evaluation(ws: Workspace, out: str | Path) -> Path:
                     npk.get("k"),
                 ]
             )
+    write_sidecar(out, provenance_metadata(ws, evaluation=True))
     return out
 
 
@@ -192,12 +288,13 @@ def export_patch_embeddings(
     rows = np.arange(arr.shape[0]) if rows is None else np.asarray(list(rows), dtype=np.int64)
     progress = progress or (lambda f, m: None)
     out = Path(out)
+    info = provenance_metadata(ws)
     if fmt == "zarr":
-        return _patch_zarr(arr, table, rows, out, progress)
-    return _patch_parquet(arr, table, rows, out, ws.chip_size, progress)
+        return _patch_zarr(arr, table, rows, out, progress, info)
+    return _patch_parquet(arr, table, rows, out, ws.chip_size, progress, info)
 
 
-def _patch_zarr(arr, table, rows: np.ndarray, out: Path, progress: Progress) -> Path:
+def _patch_zarr(arr, table, rows: np.ndarray, out: Path, progress: Progress, info: dict[str, object]) -> Path:
     import xarray as xr
 
     _, h, w, d = arr.shape
@@ -215,6 +312,7 @@ def _patch_zarr(arr, table, rows: np.ndarray, out: Path, progress: Progress) -> 
         attrs={
             "description": "Clay patch tokens (encoder output without CLS), float16",
             "y_x": "patch row/column inside the chip, 0 = top-left",
+            METADATA_KEY: info,
         },
     )
     tmp = out.with_name(f".{out.name}.tmp")
@@ -251,7 +349,9 @@ def patch_footprints(table, rows: np.ndarray, chip_size: int, grid: int):
     return out
 
 
-def _patch_parquet(arr, table, rows: np.ndarray, out: Path, chip_size: int, progress: Progress) -> Path:
+def _patch_parquet(
+    arr, table, rows: np.ndarray, out: Path, chip_size: int, progress: Progress, info: dict[str, object]
+) -> Path:
     import geopandas as gpd
     import pyarrow as pa
 
@@ -278,6 +378,7 @@ def _patch_parquet(arr, table, rows: np.ndarray, out: Path, chip_size: int, prog
     progress(0.8, "writing GeoParquet")
     with atomic_path(out) as tmp:
         gdf.to_parquet(tmp)
+        add_parquet_metadata(tmp, info)
     return out
 
 
@@ -303,11 +404,13 @@ def export_reconstructions(
     table = _table_without_index(ws)
     rows = list(range(len(table))) if rows is None else [int(r) for r in rows]
     progress = progress or (lambda f, m: None)
+    info = provenance_metadata(ws, evaluation=True)
     paths = []
     for n, r in enumerate(rows):
         chip_id = str(table["chip_id"].iloc[r])
         path = out_dir / f"{chip_id}.png"
         rec.write_comparison(ws, chip_id, path, model=model)
+        add_png_metadata(path, info)
         paths.append(path)
         progress((n + 1) / len(rows), f"{chip_id}.png")
     return paths
@@ -338,6 +441,7 @@ def export(
         result["patches"] = export_patch_embeddings(ws, out_dir / name, patch_format, rows=rows, progress=progress)
     if "evaluation" in what:
         result["evaluation"] = export_evaluation(ws, out_dir / EVALUATION_FILE)
+        result["evaluation_provenance"] = result["evaluation"].with_suffix(".json")  # the CSV's sidecar
     if "reconstructions" in what:
         result["reconstructions"] = export_reconstructions(
             ws, out_dir / RECON_DIR, rows=rows, model=model, progress=progress, checkpoint=checkpoint

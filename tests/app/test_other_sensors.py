@@ -12,6 +12,7 @@ import rasterio
 from app_data import new_app
 from rasterio.transform import from_origin
 
+from clay_explore.imagery.chipping import ChipSettings
 from clay_explore.imagery.geotiff import ingest_geotiff
 from clay_explore.model import load_model
 from clay_explore.research.embed import embed_workspace
@@ -57,7 +58,7 @@ def test_every_page_renders_for_other_sensors(app_env, tiny_checkpoint, tmp_path
     sensor, bands, count, dtype, (lo, hi), epsg, res = CASES[case]
     f = _scene(tmp_path / f"{case}_20230610.tif", count, dtype, lo, hi, epsg, res)
     root = app_env / case
-    ingest_geotiff(f, root, sensor=sensor, bands=bands, chip_size=32)
+    ingest_geotiff(f, root, sensor=sensor, bands=bands, chips=ChipSettings(32))
     model = load_model(tiny_checkpoint)
     embed_workspace(root, model=model, batch_size=4, show_progress=False)
     fit_method(root, "linear", epochs=1, model=model, batch_size=4, show_progress=False)

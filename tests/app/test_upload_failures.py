@@ -13,6 +13,7 @@ from clay_explore.app import state as S
 from clay_explore.app.words import UPLOAD_WORDS, in_app_words
 from clay_explore.core.errors import ClayExploreError, ImageryError, NoScenesError
 from clay_explore.core.workspace import Workspace
+from clay_explore.imagery.chipping import ChipSettings
 from clay_explore.imagery.upload import ingest_upload
 
 S2 = "sentinel-2-l2a"
@@ -51,7 +52,7 @@ def _leftovers(root: Path) -> list[Path]:
 def test_upload_that_is_not_a_raster_leaves_nothing(tmp_path):
     target, uploads = tmp_path / "ws", tmp_path / "uploads"
     with pytest.raises(ImageryError, match="notes.tif is not a raster") as err:
-        ingest_upload(b"this is not a raster", "notes.tif", target, uploads, sensor=S2, chip_size=64)
+        ingest_upload(b"this is not a raster", "notes.tif", target, uploads, sensor=S2, chips=ChipSettings(64))
     assert str(uploads) not in str(err.value)  # the server's folders are not shown to a web user
     assert not target.exists() and _leftovers(uploads) == []
 
@@ -60,7 +61,7 @@ def test_upload_whose_chips_are_all_dropped_leaves_nothing_and_names_the_slider(
     target, uploads = tmp_path / "ws", tmp_path / "uploads"
     data = _tif(tmp_path / "empty.tif", fill=0)
     with pytest.raises(NoScenesError) as err:
-        ingest_upload(data, "empty.tif", target, uploads, sensor=S2, chip_size=64)
+        ingest_upload(data, "empty.tif", target, uploads, sensor=S2, chips=ChipSettings(64))
     assert not target.exists() and _leftovers(uploads) == []
     text = in_app_words(str(err.value), UPLOAD_WORDS)
     assert "--" not in text.replace("a command-line option", "")
@@ -70,7 +71,7 @@ def test_failed_append_to_an_existing_workspace_leaves_it_as_it_was(tmp_path, mo
     from clay_explore.imagery import chipping
 
     target, uploads = tmp_path / "ws", tmp_path / "uploads"
-    ingest_upload(_tif(tmp_path / "a.tif"), "a.tif", target, uploads, sensor=S2, chip_size=64)
+    ingest_upload(_tif(tmp_path / "a.tif"), "a.tif", target, uploads, sensor=S2, chips=ChipSettings(64))
     before = Workspace.open(target)
     chips, stage = before.read_chips(slice(None)), before.stage("chips")
 
@@ -79,14 +80,14 @@ def test_failed_append_to_an_existing_workspace_leaves_it_as_it_was(tmp_path, mo
 
     monkeypatch.setattr(chipping, "_append_progress", full)
     with pytest.raises(ClayExploreError, match="No space left"):
-        ingest_upload(_tif(tmp_path / "b.tif", seed=1), "b.tif", target, uploads, sensor=S2, chip_size=64)
+        ingest_upload(_tif(tmp_path / "b.tif", seed=1), "b.tif", target, uploads, sensor=S2, chips=ChipSettings(64))
     monkeypatch.undo()
     after = Workspace.open(target)
     assert after.stage("chips")["status"] == "complete" and "appending" not in after.stage("chips")
     assert after.stage("chips")["sources"] == stage["sources"]
     np.testing.assert_array_equal(after.read_chips(slice(None)), chips)
     assert len(list(uploads.iterdir())) == 1  # only the first, successful upload (the workspace's source)
-    rec = ingest_upload(_tif(tmp_path / "b.tif", seed=1), "b.tif", target, uploads, sensor=S2, chip_size=64)
+    rec = ingest_upload(_tif(tmp_path / "b.tif", seed=1), "b.tif", target, uploads, sensor=S2, chips=ChipSettings(64))
     assert rec["total_chips"] == 2  # the next upload is taken normally
 
 

@@ -6,6 +6,7 @@ import pytest
 
 from clay_explore.core.bounds import BOUNDS, MAX_CHIP_SIZE, MAX_WINDOWS, BoundsError, check_bounds
 from clay_explore.core.errors import ClayExploreError
+from clay_explore.imagery.chipping import ChipSettings
 
 
 @pytest.mark.parametrize(
@@ -53,11 +54,11 @@ def test_library_stages_check_before_touching_the_workspace(tmp_path):
     from clay_explore.research.embed import embed_workspace
 
     with pytest.raises(BoundsError, match="at most 1,024"):
-        ingest_demo(tmp_path / "a", chip_size=100_000)
+        ingest_demo(tmp_path / "a", chips=ChipSettings(100_000))
     with pytest.raises(BoundsError, match="at least 1"):
         embed_workspace(tmp_path / "b", batch_size=0)
     with pytest.raises(BoundsError, match="at most 100,000"):
-        ingest_demo(tmp_path / "c", stride=10**6)
+        ingest_demo(tmp_path / "c", chips=ChipSettings(stride=10**6))
     assert not any(tmp_path.iterdir())  # nothing was created
 
 

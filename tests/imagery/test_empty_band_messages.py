@@ -39,12 +39,12 @@ def _nan_band_file(folder: Path) -> Path:
 def test_all_dropped_names_the_empty_band_and_the_bands_to_keep(tmp_path, min_valid):
     f = _nan_band_file(tmp_path)
     with pytest.raises(NoScenesError) as err:
-        ingest_geotiff(f, tmp_path / "ws", sensor=S2, chip_size=32, min_valid=min_valid)
+        ingest_geotiff(f, tmp_path / "ws", sensor=S2, chips=ChipSettings(32, min_valid=min_valid))
     msg = str(err.value)
     assert "band rededge1 has no valid pixel" in msg
     assert f"--bands {OTHERS}" in msg
     assert "lower --min-valid" not in msg and "0% valid" not in msg
-    rec = ingest_geotiff(f, tmp_path / "ws", sensor=S2, chip_size=32, bands=OTHERS.split(","))
+    rec = ingest_geotiff(f, tmp_path / "ws", sensor=S2, chips=ChipSettings(32), bands=OTHERS.split(","))
     assert rec["chips"] == 9  # the advice works, in the same (chip-less) workspace
 
 
@@ -57,9 +57,9 @@ def test_empty_band_is_remembered_across_a_resume(tmp_path):
         return calls["n"] > 4
 
     with pytest.raises(CancelledError):
-        ingest_geotiff(f, tmp_path / "ws", sensor=S2, chip_size=32, cancel=cancel)
+        ingest_geotiff(f, tmp_path / "ws", sensor=S2, chips=ChipSettings(32), cancel=cancel)
     with pytest.raises(NoScenesError, match=f"band rededge1 has no valid pixel.*--bands {OTHERS}"):
-        ingest_geotiff(f, tmp_path / "ws", sensor=S2, chip_size=32)
+        ingest_geotiff(f, tmp_path / "ws", sensor=S2, chips=ChipSettings(32))
 
 
 def test_too_few_valid_pixels_still_suggests_lowering_min_valid(tmp_path):
@@ -69,7 +69,7 @@ def test_too_few_valid_pixels_still_suggests_lowering_min_valid(tmp_path):
     data[:, 40:, :] = 500
     f = write_raster(tmp_path / "s2_sparse_20200601.tif", data, nodata=0)
     with pytest.raises(NoScenesError) as err:  # the corner chip has a few valid pixels
-        ingest_geotiff(f, tmp_path / "ws", sensor=S2, chip_size=32, stride=32, min_valid=0.9)
+        ingest_geotiff(f, tmp_path / "ws", sensor=S2, chips=ChipSettings(32, stride=32, min_valid=0.9))
     assert "lower --min-valid" in str(err.value) and "the best has" in str(err.value)
     assert "rededge1" not in str(err.value)
 

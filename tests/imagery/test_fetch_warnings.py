@@ -10,6 +10,7 @@ from gen_data import smooth_field, write_raster
 from rasterio.errors import NotGeoreferencedWarning
 from stac_server import start_stac_server
 
+from clay_explore.imagery.chipping import ChipSettings
 from clay_explore.imagery.stac import fetch_stac
 
 
@@ -41,7 +42,7 @@ def test_fetch_shows_no_not_georeferenced_warning(tmp_path):
                 tmp_path / "ws",
                 stac_url=srv.url,
                 collection="naip",
-                chip_size=64,
+                chips=ChipSettings(64),
                 timeout=5.0,
                 retries=1,
             )

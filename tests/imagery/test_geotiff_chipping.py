@@ -8,7 +8,7 @@ from gen_data import s2_scene, smooth_field, write_raster
 
 from clay_explore.core.errors import CancelledError, ImageryError, NoScenesError, WorkspaceError
 from clay_explore.core.workspace import CHIP_COLUMNS, Workspace
-from clay_explore.imagery.chipping import chip_grid, read_progress
+from clay_explore.imagery.chipping import ChipSettings, chip_grid, read_progress
 from clay_explore.imagery.geotiff import date_from_name, ingest_geotiff
 
 
@@ -23,7 +23,7 @@ def test_ingest_generated_odd_size_with_padding_and_nodata(tmp_path):
     data = s2_scene((267, 433))
     data[:, :20, :30] = 0  # nodata corner
     f = write_raster(tmp_path / "odd_20210704.tif", data, res=100.0)
-    rec = ingest_geotiff(f, tmp_path / "ws", sensor="sentinel-2-l2a", chip_size=64, min_valid=0.3)
+    rec = ingest_geotiff(f, tmp_path / "ws", sensor="sentinel-2-l2a", chips=ChipSettings(64, min_valid=0.3))
     ws = Workspace.open(tmp_path / "ws")
     table = ws.chip_table()
     assert set(CHIP_COLUMNS) <= set(table.columns)
@@ -44,21 +44,21 @@ def test_ingest_generated_odd_size_with_padding_and_nodata(tmp_path):
 def test_ingest_subset_dates_and_missing_date(tmp_path):
     data = s2_scene((96, 96))
     f = write_raster(tmp_path / "nodate.tif", data)
-    rec = ingest_geotiff(f, tmp_path / "a", sensor="sentinel-2-l2a", chip_size=64, bands=["nir", "red"])
+    rec = ingest_geotiff(f, tmp_path / "a", sensor="sentinel-2-l2a", chips=ChipSettings(64), bands=["nir", "red"])
     ws = Workspace.open(tmp_path / "a")
     assert ws.bands == ["red", "nir"] and rec["date_from"] == "unknown"
     assert ws.chip_table()["datetime"].isna().all()
     np.testing.assert_allclose(ws.read_chips([0])[0, :, 5, 5], data[[2, 6], 5, 5])
-    rec = ingest_geotiff(f, tmp_path / "b", sensor="sentinel-2-l2a", chip_size=64, date="2020-03-01")
+    rec = ingest_geotiff(f, tmp_path / "b", sensor="sentinel-2-l2a", chips=ChipSettings(64), date="2020-03-01")
     assert rec["datetime"].startswith("2020-03-01") and rec["date_from"] == "option"
     g = write_raster(
         tmp_path / "tagged.tif", data, tags={"ACQUISITION_DATE": "2019-01-14", "SCENE_CENTER_TIME": "12:57:13.18Z"}
     )
-    rec = ingest_geotiff(g, tmp_path / "c", sensor="sentinel-2-l2a", chip_size=64)
+    rec = ingest_geotiff(g, tmp_path / "c", sensor="sentinel-2-l2a", chips=ChipSettings(64))
     assert rec["datetime"] == "2019-01-14T12:57:13+00:00" and rec["date_from"] == "tags"
     assert date_from_name("m_4112001_sw_10_060_20220716.tif").day == 16
     with pytest.raises(ImageryError, match="YYYY-MM-DD"):
-        ingest_geotiff(f, tmp_path / "d", sensor="sentinel-2-l2a", chip_size=64, date="yesterday")
+        ingest_geotiff(f, tmp_path / "d", sensor="sentinel-2-l2a", chips=ChipSettings(64), date="yesterday")
 
 
 def test_not_a_raster(tmp_path):
@@ -75,33 +75,33 @@ def test_unknown_crs(tmp_path):
     data = (smooth_field((64, 64), np.random.default_rng(0)) * 200).astype(np.uint8)[None].repeat(4, 0)
     f = write_raster(tmp_path / "nocrs.tif", data, epsg=None)
     with pytest.raises(ImageryError, match="no coordinate reference system"):
-        ingest_geotiff(f, tmp_path / "ws", sensor="naip", chip_size=64)
+        ingest_geotiff(f, tmp_path / "ws", sensor="naip", chips=ChipSettings(64))
 
 
 def test_band_count_mismatch(tmp_path):
     data = np.ones((3, 64, 64), dtype=np.uint8)
     f = write_raster(tmp_path / "rgb.tif", data)
     with pytest.raises(ImageryError, match="3 bands but sensor naip has 4"):
-        ingest_geotiff(f, tmp_path / "ws", sensor="naip", chip_size=64)
-    rec = ingest_geotiff(f, tmp_path / "ws", sensor="naip", chip_size=64, file_bands=["red", "green", "blue"])
+        ingest_geotiff(f, tmp_path / "ws", sensor="naip", chips=ChipSettings(64))
+    rec = ingest_geotiff(f, tmp_path / "ws", sensor="naip", chips=ChipSettings(64), file_bands=["red", "green", "blue"])
     assert rec["chips"] == 1
 
 
 def test_chip_size_must_be_multiple_of_8(tmp_path):
     f = write_raster(tmp_path / "x.tif", s2_scene((64, 64)))
     with pytest.raises(ImageryError, match="multiple of 8"):
-        ingest_geotiff(f, tmp_path / "ws", sensor="sentinel-2-l2a", chip_size=100)
+        ingest_geotiff(f, tmp_path / "ws", sensor="sentinel-2-l2a", chips=ChipSettings(100))
 
 
 def test_all_nodata_is_reported(tmp_path):
     f = write_raster(tmp_path / "empty.tif", np.zeros((10, 64, 64), dtype=np.uint16))
     with pytest.raises(NoScenesError, match="Every chip was dropped"):
-        ingest_geotiff(f, tmp_path / "ws", sensor="sentinel-2-l2a", chip_size=64)
+        ingest_geotiff(f, tmp_path / "ws", sensor="sentinel-2-l2a", chips=ChipSettings(64))
 
 
 def test_interrupt_then_resume_matches_uninterrupted_run(tmp_path):
     f = write_raster(tmp_path / "big_20200101.tif", s2_scene((256, 320)))
-    full = ingest_geotiff(f, tmp_path / "full", sensor="sentinel-2-l2a", chip_size=32)
+    full = ingest_geotiff(f, tmp_path / "full", sensor="sentinel-2-l2a", chips=ChipSettings(32))
     calls = {"n": 0}
 
     def cancel() -> bool:
@@ -109,21 +109,21 @@ def test_interrupt_then_resume_matches_uninterrupted_run(tmp_path):
         return calls["n"] > 3  # stop after three windows
 
     with pytest.raises(CancelledError, match="resume"):
-        ingest_geotiff(f, tmp_path / "ws", sensor="sentinel-2-l2a", chip_size=32, cancel=cancel)
+        ingest_geotiff(f, tmp_path / "ws", sensor="sentinel-2-l2a", chips=ChipSettings(32), cancel=cancel)
     ws = Workspace.open(tmp_path / "ws")
     assert ws.stage("chips")["status"] == "partial"
     assert len(read_progress(ws)["windows"]) == 3  # cancel is polled per window; finished ones are kept
     assert ws.done_mask("chips.zarr", "pixels", 80).sum() == 3
     seen = []
     rec = ingest_geotiff(
-        f, tmp_path / "ws", sensor="sentinel-2-l2a", chip_size=32, progress=lambda d, t, info: seen.append(d)
+        f, tmp_path / "ws", sensor="sentinel-2-l2a", chips=ChipSettings(32), progress=lambda d, t, info: seen.append(d)
     )
     assert seen[0] == 3 and seen[-1] == 80  # resumed, did not redo finished chips
     assert rec["chips"] == full["chips"] == 80
     a, b = Workspace.open(tmp_path / "ws"), Workspace.open(tmp_path / "full")
     np.testing.assert_array_equal(a.read_chips(slice(None)), b.read_chips(slice(None)))
     assert list(a.chip_table()["chip_id"]) == list(b.chip_table()["chip_id"])
-    again = ingest_geotiff(f, tmp_path / "ws", sensor="sentinel-2-l2a", chip_size=32)
+    again = ingest_geotiff(f, tmp_path / "ws", sensor="sentinel-2-l2a", chips=ChipSettings(32))
     assert again["resumed"] is True
 
 
@@ -143,13 +143,13 @@ def test_crash_mid_ingest_keeps_no_half_chip(tmp_path, monkeypatch):
 
     monkeypatch.setattr(geotiff.GeoTiffSource, "read", flaky)
     with pytest.raises(KeyboardInterrupt):
-        ingest_geotiff(f, tmp_path / "ws", sensor="sentinel-2-l2a", chip_size=32)
+        ingest_geotiff(f, tmp_path / "ws", sensor="sentinel-2-l2a", chips=ChipSettings(32))
     monkeypatch.setattr(geotiff.GeoTiffSource, "read", real_read)
     ws = Workspace.open(tmp_path / "ws")
     assert ws.done_mask("chips.zarr", "pixels", 16).sum() == 10  # the ten chips read before the crash
-    rec = ingest_geotiff(f, tmp_path / "ws", sensor="sentinel-2-l2a", chip_size=32)
+    rec = ingest_geotiff(f, tmp_path / "ws", sensor="sentinel-2-l2a", chips=ChipSettings(32))
     assert rec["chips"] == 16
-    ingest_geotiff(f, tmp_path / "clean", sensor="sentinel-2-l2a", chip_size=32)
+    ingest_geotiff(f, tmp_path / "clean", sensor="sentinel-2-l2a", chips=ChipSettings(32))
     np.testing.assert_array_equal(
         Workspace.open(tmp_path / "ws").read_chips(slice(None)),
         Workspace.open(tmp_path / "clean").read_chips(slice(None)),
@@ -164,7 +164,7 @@ def test_other_source_is_refused_where_appending_is_not_asked_for(tmp_path):
 
     f = write_raster(tmp_path / "a.tif", s2_scene((64, 64), seed=1))
     g = write_raster(tmp_path / "b.tif", s2_scene((64, 64), seed=2))
-    ingest_geotiff(f, tmp_path / "ws", sensor="sentinel-2-l2a", chip_size=64)
+    ingest_geotiff(f, tmp_path / "ws", sensor="sentinel-2-l2a", chips=ChipSettings(64))
     ws = Workspace.open(tmp_path / "ws")
     before = ws.read_chips([0])
     src = GeoTiffSource(g, get_sensor("sentinel-2-l2a"))
@@ -190,7 +190,7 @@ SAMPLES = {
 @pytest.mark.parametrize("name", sorted(SAMPLES))
 def test_ingest_real_samples(samples_dir, tmp_path, name):
     sensor, chip, gsd = SAMPLES[name]
-    rec = ingest_geotiff(samples_dir / name, tmp_path / "ws", sensor=sensor, chip_size=chip)
+    rec = ingest_geotiff(samples_dir / name, tmp_path / "ws", sensor=sensor, chips=ChipSettings(chip))
     ws = Workspace.open(tmp_path / "ws")
     table = ws.chip_table()
     assert rec["chips"] == len(table) >= 1

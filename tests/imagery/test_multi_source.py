@@ -13,7 +13,7 @@ from gen_data import s2_scene, write_raster
 from clay_explore.cli.main import cli
 from clay_explore.core.errors import CancelledError, ImageryError, NoScenesError, StageMissingError, WorkspaceError
 from clay_explore.core.workspace import CHIPS_ZARR, Workspace
-from clay_explore.imagery.chipping import PENDING, read_progress
+from clay_explore.imagery.chipping import PENDING, ChipSettings, read_progress
 from clay_explore.imagery.geotiff import ingest_geotiff, ingest_geotiffs
 from clay_explore.research.metrics import primary_labels
 
@@ -70,7 +70,7 @@ def _check_three_files(files: list[Path], ws_dir: Path, per_file: int) -> None:
     assert rec["status"] == "complete" and rec["revision"] == 3 and rec["chips"] == n
     assert [s["rows"] for s in rec["sources"]] == [[i * per_file, (i + 1) * per_file] for i in range(3)]
     # the last file's chips are the same pixels as in a workspace of its own
-    alone = ingest_geotiff(files[2], ws_dir.parent / "alone", sensor=S2, chip_size=64)
+    alone = ingest_geotiff(files[2], ws_dir.parent / "alone", sensor=S2, chips=ChipSettings(64))
     np.testing.assert_array_equal(
         ws.read_chips(slice(2 * per_file, n)), Workspace.open(ws_dir.parent / "alone").read_chips(slice(None))
     )
@@ -95,9 +95,9 @@ def test_three_generated_labelled_files_in_one_workspace(tmp_path):
 
 def test_interrupted_second_file_keeps_the_first_and_resumes(tmp_path):
     a, b, c = _labelled_files(tmp_path / "in")
-    ingest_geotiffs([a, b, c], tmp_path / "clean", sensor=S2, chip_size=32)
+    ingest_geotiffs([a, b, c], tmp_path / "clean", sensor=S2, chips=ChipSettings(32))
     ws_dir = tmp_path / "ws"
-    ingest_geotiff(a, ws_dir, sensor=S2, chip_size=32)
+    ingest_geotiff(a, ws_dir, sensor=S2, chips=ChipSettings(32))
     before = Workspace.open(ws_dir)
     table0, pixels0 = before.chip_table(), before.read_chips(slice(None))
     calls = {"n": 0}
@@ -107,7 +107,7 @@ def test_interrupted_second_file_keeps_the_first_and_resumes(tmp_path):
         return calls["n"] > 5
 
     with pytest.raises(CancelledError):
-        ingest_geotiff(b, ws_dir, sensor=S2, chip_size=32, cancel=cancel)
+        ingest_geotiff(b, ws_dir, sensor=S2, chips=ChipSettings(32), cancel=cancel)
     ws = Workspace.open(ws_dir)  # the finished file stays complete and readable meanwhile
     assert ws.stage("chips")["status"] == "complete" and ws.stage("chips")["appending"]["base_row"] == 16
     assert ws.n_chips() == 16 and ws.chip_table().equals(table0)
@@ -115,12 +115,12 @@ def test_interrupted_second_file_keeps_the_first_and_resumes(tmp_path):
     state = read_progress(ws)
     assert len(state["windows"]) == 5 and state["base_row"] == 16
     with pytest.raises(WorkspaceError, match="unfinished chips of gen_1"):
-        ingest_geotiff(c, ws_dir, sensor=S2, chip_size=32)
+        ingest_geotiff(c, ws_dir, sensor=S2, chips=ChipSettings(32))
     seen: list[int] = []
-    rec = ingest_geotiff(b, ws_dir, sensor=S2, chip_size=32, progress=lambda d, t, info: seen.append(d))
+    rec = ingest_geotiff(b, ws_dir, sensor=S2, chips=ChipSettings(32), progress=lambda d, t, info: seen.append(d))
     assert seen[0] == 5 and seen[-1] == 16
     assert rec["chips"] == 16 and rec["total_chips"] == 32 and rec["rows"] == [16, 32] and rec["n_sources"] == 2
-    ingest_geotiff(c, ws_dir, sensor=S2, chip_size=32)
+    ingest_geotiff(c, ws_dir, sensor=S2, chips=ChipSettings(32))
     ws, clean = Workspace.open(ws_dir), Workspace.open(tmp_path / "clean")
     np.testing.assert_array_equal(ws.read_chips(slice(None)), clean.read_chips(slice(None)))
     assert list(ws.chip_table()["chip_id"]) == list(clean.chip_table()["chip_id"])
@@ -131,9 +131,9 @@ def test_interrupted_second_file_keeps_the_first_and_resumes(tmp_path):
 
 def test_crash_while_moving_appended_chips_is_finished_by_a_rerun(tmp_path, monkeypatch):
     a, b, _ = _labelled_files(tmp_path / "in")
-    ingest_geotiffs([a, b], tmp_path / "clean", sensor=S2, chip_size=64)
+    ingest_geotiffs([a, b], tmp_path / "clean", sensor=S2, chips=ChipSettings(64))
     ws_dir = tmp_path / "ws"
-    ingest_geotiff(a, ws_dir, sensor=S2, chip_size=64)
+    ingest_geotiff(a, ws_dir, sensor=S2, chips=ChipSettings(64))
     ws = Workspace.open(ws_dir)
     ws.manifest["stages"]["embed"] = {"status": "complete", "n_chips": 4}  # a later stage made from the first
     ws.save()  # file's chips (recorded directly: it has no embeddings)
@@ -143,14 +143,14 @@ def test_crash_while_moving_appended_chips_is_finished_by_a_rerun(tmp_path, monk
 
     monkeypatch.setattr(Workspace, "write_table", crash)
     with pytest.raises(KeyboardInterrupt):
-        ingest_geotiff(b, ws_dir, sensor=S2, chip_size=64)
+        ingest_geotiff(b, ws_dir, sensor=S2, chips=ChipSettings(64))
     monkeypatch.undo()
     ws = Workspace.open(ws_dir)
     assert ws.stage("chips")["status"] == "partial"  # pixels grew but the table did not: not valid yet
     assert ws.stage("embed")["status"] == "partial" and "chips were added" in ws.stage("embed")["stale"]
     with pytest.raises(StageMissingError, match="embed"):
         ws.require_stage("embed", "`clay-explore embed`")
-    rec = ingest_geotiff(b, ws_dir, sensor=S2, chip_size=64)
+    rec = ingest_geotiff(b, ws_dir, sensor=S2, chips=ChipSettings(64))
     assert rec["total_chips"] == 8
     ws, clean = Workspace.open(ws_dir), Workspace.open(tmp_path / "clean")
     assert ws.stage("chips")["status"] == "complete" and ws.stage("chips")["revision"] == 2
@@ -162,20 +162,20 @@ def test_crash_while_moving_appended_chips_is_finished_by_a_rerun(tmp_path, monk
 def test_incompatible_files_are_refused_and_nothing_changes(tmp_path):
     a, b, _ = _labelled_files(tmp_path / "in")
     ws_dir = tmp_path / "ws"
-    ingest_geotiff(a, ws_dir, sensor=S2, chip_size=64)
+    ingest_geotiff(a, ws_dir, sensor=S2, chips=ChipSettings(64))
     manifest = (ws_dir / "manifest.json").read_text()
     naip = write_raster(tmp_path / "in" / "naip.tif", (s2_scene((64, 64))[:4] // 40).astype(np.uint8), epsg=26914)
     with pytest.raises(WorkspaceError, match="cannot also take"):
-        ingest_geotiff(b, ws_dir, sensor=S2, chip_size=32)  # other chip size
+        ingest_geotiff(b, ws_dir, sensor=S2, chips=ChipSettings(32))  # other chip size
     with pytest.raises(WorkspaceError, match="cannot also take"):
-        ingest_geotiff(b, ws_dir, sensor=S2, chip_size=64, bands=["red", "nir"])  # other bands
+        ingest_geotiff(b, ws_dir, sensor=S2, chips=ChipSettings(64), bands=["red", "nir"])  # other bands
     with pytest.raises(WorkspaceError, match="cannot also take"):
-        ingest_geotiff(naip, ws_dir, sensor="naip", chip_size=64)  # other sensor
+        ingest_geotiff(naip, ws_dir, sensor="naip", chips=ChipSettings(64))  # other sensor
     with pytest.raises(WorkspaceError, match="cut with other settings"):
-        ingest_geotiff(a, ws_dir, sensor=S2, chip_size=64, min_valid=0.9)  # same file, other settings
+        ingest_geotiff(a, ws_dir, sensor=S2, chips=ChipSettings(64, min_valid=0.9))  # same file, other settings
     seven = write_raster(tmp_path / "in" / "seven.tif", s2_scene((64, 64))[:7])
     with pytest.raises(ImageryError, match="7 bands"):  # checked before anything is written
-        ingest_geotiffs([b, seven], ws_dir, sensor=S2, chip_size=64)
+        ingest_geotiffs([b, seven], ws_dir, sensor=S2, chips=ChipSettings(64))
     assert (ws_dir / "manifest.json").read_text() == manifest
     assert Workspace.open(ws_dir).n_chips() == 4
 
@@ -184,13 +184,13 @@ def test_appended_file_with_no_valid_chip_leaves_the_workspace_as_it_was(tmp_pat
     a, b, _ = _labelled_files(tmp_path / "in")
     empty = write_raster(tmp_path / "in" / "empty.tif", np.zeros((10, 120, 120), np.uint16))
     ws_dir = tmp_path / "ws"
-    ingest_geotiff(a, ws_dir, sensor=S2, chip_size=64)
+    ingest_geotiff(a, ws_dir, sensor=S2, chips=ChipSettings(64))
     table = Workspace.open(ws_dir).chip_table()
     with pytest.raises(NoScenesError, match="Nothing of empty.tif was added"):
-        ingest_geotiff(empty, ws_dir, sensor=S2, chip_size=64)
+        ingest_geotiff(empty, ws_dir, sensor=S2, chips=ChipSettings(64))
     ws = Workspace.open(ws_dir)
     assert ws.stage("chips")["status"] == "complete" and ws.chip_table().equals(table) and len(ws.sources) == 1
-    assert ingest_geotiff(b, ws_dir, sensor=S2, chip_size=64)["total_chips"] == 8
+    assert ingest_geotiff(b, ws_dir, sensor=S2, chips=ChipSettings(64))["total_chips"] == 8
 
 
 def test_workspace_written_before_multi_source_opens_and_takes_more_files(tmp_path):
@@ -198,7 +198,7 @@ def test_workspace_written_before_multi_source_opens_and_takes_more_files(tmp_pa
     a, _, _ = _labelled_files(tmp_path / "in")
     plain = write_raster(tmp_path / "in" / "plain_20210801.tif", s2_scene((120, 120), seed=99))  # no labels
     ws_dir = tmp_path / "ws"
-    ingest_geotiff(a, ws_dir, sensor=S2, chip_size=64)
+    ingest_geotiff(a, ws_dir, sensor=S2, chips=ChipSettings(64))
     ws = Workspace.open(ws_dir)
     old_rec = {k: v for k, v in ws.stage("chips").items() if k not in ("sources", "revision", "updated", "status")}
     del ws.manifest["sources"]
@@ -208,8 +208,8 @@ def test_workspace_written_before_multi_source_opens_and_takes_more_files(tmp_pa
     ws = Workspace.open(ws_dir)
     assert ws.sources == [{"kind": "file", "path": str(a.resolve())}]
     assert ws.summary()["sources"] == ws.sources
-    assert ingest_geotiff(a, ws_dir, sensor=S2, chip_size=64)["resumed"] is True
-    rec = ingest_geotiff(plain, ws_dir, sensor=S2, chip_size=64)
+    assert ingest_geotiff(a, ws_dir, sensor=S2, chips=ChipSettings(64))["resumed"] is True
+    rec = ingest_geotiff(plain, ws_dir, sensor=S2, chips=ChipSettings(64))
     assert rec["rows"] == [4, 8] and rec["total_chips"] == 8 and rec["n_sources"] == 2
     ws = Workspace.open(ws_dir)
     table = ws.chip_table()
@@ -229,7 +229,7 @@ def test_workspace_written_before_multi_source_opens_and_takes_more_files(tmp_pa
 def test_empty_file_in_a_batch_is_skipped_even_when_first(tmp_path):
     a, b, _ = _labelled_files(tmp_path / "in")
     empty = write_raster(tmp_path / "in" / "empty.tif", np.zeros((10, 120, 120), np.uint16))
-    out = ingest_geotiffs([empty, a, b], tmp_path / "ws", sensor=S2, chip_size=64)
+    out = ingest_geotiffs([empty, a, b], tmp_path / "ws", sensor=S2, chips=ChipSettings(64))
     assert "Every chip was dropped" in out["files"][0]["skipped"]
     assert out["chips"] == 8 and out["n_sources"] == 2 and out["added"] == 8
     ws = Workspace.open(tmp_path / "ws")
@@ -240,7 +240,7 @@ def test_empty_file_in_a_batch_is_skipped_even_when_first(tmp_path):
             [empty, write_raster(tmp_path / "in" / "empty2.tif", np.zeros((10, 64, 64), np.uint16))],
             tmp_path / "ws2",
             sensor=S2,
-            chip_size=64,
+            chips=ChipSettings(64),
         )
 
 
@@ -251,12 +251,12 @@ def test_embed_after_append_encodes_only_the_new_chips(tmp_path, tiny_checkpoint
 
     files = _labelled_files(tmp_path)
     ws_dir = tmp_path / "ws"
-    ingest_geotiffs(files[:2], ws_dir, sensor=S2, chip_size=64)
+    ingest_geotiffs(files[:2], ws_dir, sensor=S2, chips=ChipSettings(64))
     first = embed_workspace(ws_dir, checkpoint=tiny_checkpoint, show_progress=False)
     ws = Workspace.open(ws_dir)
     n_old = ws.n_chips()
     before = np.asarray(ws.open_array(EMBEDDINGS_ZARR, "cls")[:])
-    ingest_geotiff(files[2], ws_dir, sensor=S2, chip_size=64)
+    ingest_geotiff(files[2], ws_dir, sensor=S2, chips=ChipSettings(64))
     ws = Workspace.open(ws_dir)
     assert ws.stage("embed")["status"] == "partial"  # stale until re-embedded
     seen = []

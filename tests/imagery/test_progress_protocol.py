@@ -10,6 +10,7 @@ from gen_data import s2_scene, write_raster
 
 from clay_explore.core.errors import CancelledError
 from clay_explore.core.workspace import Workspace
+from clay_explore.imagery.chipping import ChipSettings
 from clay_explore.imagery.geotiff import ingest_geotiff
 from clay_explore.imagery.grid import DROPPED_CLOUD, DROPPED_NODATA, drop_reason
 
@@ -21,7 +22,7 @@ def test_progress_calls_carry_the_total_from_the_start_and_the_shared_info(tmp_p
         f,
         tmp_path / "ws",
         sensor="sentinel-2-l2a",
-        chip_size=32,
+        chips=ChipSettings(32),
         progress=lambda done, total, info: calls.append((done, total, info)),
     )
     assert calls[0][:2] == (0, 16)
@@ -39,7 +40,9 @@ def test_an_event_cancels_chipping_and_keeps_finished_chips(tmp_path) -> None:
             stop.set()  # after the first reported windows
 
     with pytest.raises(CancelledError, match="resume"):
-        ingest_geotiff(f, tmp_path / "ws", sensor="sentinel-2-l2a", chip_size=32, progress=progress, cancel=stop)
+        ingest_geotiff(
+            f, tmp_path / "ws", sensor="sentinel-2-l2a", chips=ChipSettings(32), progress=progress, cancel=stop
+        )
     ws = Workspace.open(tmp_path / "ws")
     assert ws.stage("chips")["status"] == "partial"
     assert 0 < ws.done_mask("chips.zarr", "pixels", 16).sum() < 16

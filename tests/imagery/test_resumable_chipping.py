@@ -17,7 +17,7 @@ from test_stac import FAST, INSIDE_A
 
 from clay_explore.core.errors import CancelledError, NetworkError
 from clay_explore.core.workspace import Workspace
-from clay_explore.imagery.chipping import PROGRESS, batch_for, read_progress
+from clay_explore.imagery.chipping import PROGRESS, ChipSettings, batch_for, read_progress
 from clay_explore.imagery.geotiff import ingest_geotiff
 from clay_explore.imagery.stac import fetch_stac
 
@@ -40,15 +40,15 @@ def test_progress_log_appends_per_batch_and_ignores_a_torn_line(tmp_path):
         return calls["n"] > 5
 
     with pytest.raises(CancelledError):
-        ingest_geotiff(f, tmp_path / "ws", sensor="sentinel-2-l2a", chip_size=32, cancel=cancel)
+        ingest_geotiff(f, tmp_path / "ws", sensor="sentinel-2-l2a", chips=ChipSettings(32), cancel=cancel)
     log = tmp_path / "ws" / PROGRESS
     lines = log.read_bytes().splitlines()
     assert len(lines) == 2  # header + the windows finished before cancel
     with open(log, "ab") as fh:  # a crash mid-append leaves a torn line
         fh.write(b'{"next_row": 9, "windows": {"5": {"ro')
     assert len(read_progress(Workspace.open(tmp_path / "ws"))["windows"]) == 5
-    ingest_geotiff(f, tmp_path / "ws", sensor="sentinel-2-l2a", chip_size=32)
-    ingest_geotiff(f, tmp_path / "clean", sensor="sentinel-2-l2a", chip_size=32)
+    ingest_geotiff(f, tmp_path / "ws", sensor="sentinel-2-l2a", chips=ChipSettings(32))
+    ingest_geotiff(f, tmp_path / "clean", sensor="sentinel-2-l2a", chips=ChipSettings(32))
     _same_workspaces(tmp_path / "ws", tmp_path / "clean")
 
 
@@ -68,7 +68,7 @@ def slow(self, *a):
     time.sleep(0.02)
     return read(self, *a)
 geotiff.GeoTiffSource.read = slow
-geotiff.ingest_geotiff({f!r}, {ws!r}, sensor="sentinel-2-l2a", chip_size=32)
+geotiff.ingest_geotiff({f!r}, {ws!r}, sensor="sentinel-2-l2a", chips=chipping.ChipSettings(32))
 """
 
 
@@ -91,9 +91,9 @@ def test_sigkill_mid_ingest_then_rerun_matches_clean_run(tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert Workspace.open(ws).stage("chips")["status"] == "partial"
-    rec = ingest_geotiff(f, ws, sensor="sentinel-2-l2a", chip_size=32)
+    rec = ingest_geotiff(f, ws, sensor="sentinel-2-l2a", chips=ChipSettings(32))
     assert rec["chips"] == 48
-    ingest_geotiff(f, tmp_path / "clean", sensor="sentinel-2-l2a", chip_size=32)
+    ingest_geotiff(f, tmp_path / "clean", sensor="sentinel-2-l2a", chips=ChipSettings(32))
     _same_workspaces(ws, tmp_path / "clean")
 
 
@@ -109,21 +109,21 @@ def test_fetch_cancelled_then_endpoint_down_then_back_resumes(gen_scene_dir, tmp
                 *args,
                 tmp_path / "ws",
                 stac_url=srv.url,
-                chip_size=32,
+                chips=ChipSettings(32),
                 cancel=lambda: calls.__setitem__("n", calls["n"] + 1) or calls["n"] > 4,
                 **FAST,
             )
-        fetch_stac(*args, tmp_path / "clean", stac_url=srv.url, chip_size=32, **FAST)
+        fetch_stac(*args, tmp_path / "clean", stac_url=srv.url, chips=ChipSettings(32), **FAST)
     finally:
         srv.stop()
     done = len(read_progress(Workspace.open(tmp_path / "ws"))["windows"])
     assert done == 4
     with pytest.raises(NetworkError, match="try again later"):
-        fetch_stac(*args, tmp_path / "ws", stac_url=srv.url, chip_size=32, timeout=1.0, retries=0)
+        fetch_stac(*args, tmp_path / "ws", stac_url=srv.url, chips=ChipSettings(32), timeout=1.0, retries=0)
     assert len(read_progress(Workspace.open(tmp_path / "ws"))["windows"]) == done  # nothing lost
     srv2 = start_stac_server(gen_scene_dir, workdir=tmp_path / "a2")  # back, at a new address
     try:
-        fetch_stac(*args, tmp_path / "ws", stac_url=srv2.url, chip_size=32, **FAST)
+        fetch_stac(*args, tmp_path / "ws", stac_url=srv2.url, chips=ChipSettings(32), **FAST)
     finally:
         srv2.stop()
     _same_workspaces(tmp_path / "ws", tmp_path / "clean")

@@ -14,6 +14,7 @@ from pyproj import Transformer
 from clay_explore.core.errors import AreaError, NetworkError, NoScenesError
 from clay_explore.core.workspace import CHIP_COLUMNS, Workspace
 from clay_explore.imagery.aoi import validate_bbox
+from clay_explore.imagery.chipping import ChipSettings
 from clay_explore.imagery.net import NetPolicy
 from clay_explore.imagery.stac import fetch_stac, search_scenes, select_cover
 
@@ -46,7 +47,13 @@ def test_server_speaks_stac_and_ranges(gen_stac_server):
 
 def test_fetch_removes_boa_offset_and_keeps_scale(gen_stac_server, gen_scene_dir, tmp_path):
     rec = fetch_stac(
-        INSIDE_A, "2023-06-01", "2023-06-30", tmp_path / "ws", stac_url=gen_stac_server.url, chip_size=32, **FAST
+        INSIDE_A,
+        "2023-06-01",
+        "2023-06-30",
+        tmp_path / "ws",
+        stac_url=gen_stac_server.url,
+        chips=ChipSettings(32),
+        **FAST,
     )
     assert [s["id"] for s in rec["scenes"]] == ["S2A_gen_20230610_A"]
     assert rec["scenes"][0]["boa_offset_dn"] == -1000.0
@@ -66,7 +73,13 @@ def test_fetch_removes_boa_offset_and_keeps_scale(gen_stac_server, gen_scene_dir
 
 def test_fetch_mosaics_two_scenes(gen_stac_server, tmp_path):
     rec = fetch_stac(
-        ACROSS, "2023-06-01", "2023-06-30", tmp_path / "ws", stac_url=gen_stac_server.url, chip_size=32, **FAST
+        ACROSS,
+        "2023-06-01",
+        "2023-06-30",
+        tmp_path / "ws",
+        stac_url=gen_stac_server.url,
+        chips=ChipSettings(32),
+        **FAST,
     )
     ids = [s["id"] for s in rec["scenes"]]
     assert ids == ["S2A_gen_20230610_A", "S2B_gen_20230612_B"]  # least cloudy first
@@ -84,7 +97,7 @@ def test_planetary_computer_asset_names_and_signing(gen_stac_server_pc, tmp_path
         "2023-06-30",
         tmp_path / "ws",
         stac_url=srv.url,
-        chip_size=32,
+        chips=ChipSettings(32),
         sign=True,
         token_url=srv.url + "/api/sas/v1/token/{collection}",
         **FAST,
@@ -101,7 +114,7 @@ def test_all_chips_cloudy(gen_stac_server, tmp_path):
             "2023-07-30",
             tmp_path / "ws",
             stac_url=gen_stac_server.url,
-            chip_size=32,
+            chips=ChipSettings(32),
             max_cloud=80,
             **FAST,
         )
@@ -156,7 +169,14 @@ def test_endpoint_transient_5xx_recovers(gen_stac_server, tmp_path):
     srv = gen_stac_server
     srv.faults.status, srv.faults.count = 502, 1
     rec = fetch_stac(
-        INSIDE_A, "2023-06-01", "2023-06-30", tmp_path / "ws", stac_url=srv.url, chip_size=32, timeout=2, retries=2
+        INSIDE_A,
+        "2023-06-01",
+        "2023-06-30",
+        tmp_path / "ws",
+        stac_url=srv.url,
+        chips=ChipSettings(32),
+        timeout=2,
+        retries=2,
     )
     assert rec["chips"] > 0 and srv.faults.hits == 1
 
@@ -201,7 +221,7 @@ def test_fetch_real_samples(stac_server, tmp_path, case):
         tmp_path / "ws",
         stac_url=stac_server.url,
         collection=collection,
-        chip_size=chip,
+        chips=ChipSettings(chip),
         max_cloud=50,
         **FAST,
     )
@@ -226,7 +246,7 @@ def test_asset_errors_retried_then_reported(gen_scene_dir, tmp_path):
                 "2023-06-30",
                 tmp_path / "ws",
                 stac_url=srv.url,
-                chip_size=32,
+                chips=ChipSettings(32),
                 timeout=2,
                 retries=1,
             )

@@ -15,6 +15,7 @@ from stac_server import start_stac_server
 
 from clay_explore.core.errors import AreaError, WorkspaceError
 from clay_explore.core.workspace import Workspace
+from clay_explore.imagery.chipping import ChipSettings
 from clay_explore.imagery.tiles import fetch_area, needs_tiles, plan_tiles
 
 FAST = dict(timeout=5.0, retries=1)
@@ -99,7 +100,7 @@ def test_area_across_a_utm_boundary_is_fetched_as_tiles_into_one_zone(zone_serve
         "2023-06-30",
         root,
         stac_url=zone_server.url,
-        chip_size=CHIP,
+        chips=ChipSettings(CHIP),
         tile_km=TILE_KM,
         progress=lambda done, total, info: seen.append((done, total)),
         **FAST,
@@ -128,7 +129,7 @@ def test_area_across_a_utm_boundary_is_fetched_as_tiles_into_one_zone(zone_serve
         "2023-06-30",
         root,
         stac_url=zone_server.url,
-        chip_size=CHIP,
+        chips=ChipSettings(CHIP),
         tile_km=TILE_KM,
         **FAST,
     )
@@ -140,7 +141,7 @@ def test_area_across_a_utm_boundary_is_fetched_as_tiles_into_one_zone(zone_serve
             "2023-06-30",
             root,
             stac_url=zone_server.url,
-            chip_size=CHIP,
+            chips=ChipSettings(CHIP),
             tile_km=2 * TILE_KM,
             **FAST,
         )

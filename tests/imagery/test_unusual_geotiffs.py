@@ -16,6 +16,7 @@ from clay_explore.core.errors import ImageryError, NoScenesError
 from clay_explore.core.sensors import get_sensor
 from clay_explore.core.workspace import Workspace
 from clay_explore.imagery.bands import resolve_band_map
+from clay_explore.imagery.chipping import ChipSettings
 from clay_explore.imagery.geotiff import ingest_geotiff
 
 RNG = np.random.default_rng(7)
@@ -29,8 +30,8 @@ def _field(c: int, h: int, w: int, lo: float, hi: float, dtype) -> np.ndarray:
 def test_scene_smaller_than_chip_suggests_a_chip_size(tmp_path):
     f = write_raster(tmp_path / "tiny.tif", _field(10, 50, 64, 100, 3000, np.uint16))
     with pytest.raises(NoScenesError, match=r"50 x 64 px, smaller than one 128 px chip: use --chip-size 48"):
-        ingest_geotiff(f, tmp_path / "ws", sensor="sentinel-2-l2a", chip_size=128)
-    assert ingest_geotiff(f, tmp_path / "ok", sensor="sentinel-2-l2a", chip_size=64)["chips"] == 1
+        ingest_geotiff(f, tmp_path / "ws", sensor="sentinel-2-l2a", chips=ChipSettings(128))
+    assert ingest_geotiff(f, tmp_path / "ok", sensor="sentinel-2-l2a", chips=ChipSettings(64))["chips"] == 1
 
 
 def _s2_with(path: Path, data: np.ndarray, *, scales=None, offsets=None, tags=None) -> Path:
@@ -63,7 +64,7 @@ def test_s2_baseline_offset_removed_from_declared_offset_or_product_name(tmp_pat
     }
     for name, kw in cases.items():
         f = _s2_with(tmp_path / f"{name}.tif", data, **kw)
-        rec = ingest_geotiff(f, tmp_path / name, sensor="sentinel-2-l2a", chip_size=64)
+        rec = ingest_geotiff(f, tmp_path / name, sensor="sentinel-2-l2a", chips=ChipSettings(64))
         chip = Workspace.open(tmp_path / name).read_chips([0])[0]
         np.testing.assert_array_equal(chip, data.astype(np.float32) - 1000, err_msg=name)
         assert rec["values"] != "values used as stored"
@@ -72,7 +73,7 @@ def test_s2_baseline_offset_removed_from_declared_offset_or_product_name(tmp_pat
         s2_scene((64, 64)),
         tags={"TILE_SOURCE": "S2A_MSIL1C_20170613T101031_N0205_R022_T33UUP_20170613T101608.SAFE"},
     )
-    ingest_geotiff(old, tmp_path / "old", sensor="sentinel-2-l2a", chip_size=64)
+    ingest_geotiff(old, tmp_path / "old", sensor="sentinel-2-l2a", chips=ChipSettings(64))
     np.testing.assert_array_equal(Workspace.open(tmp_path / "old").read_chips([0])[0], s2_scene((64, 64)))
 
 
@@ -94,7 +95,7 @@ def test_rgba_alpha_band_is_a_mask_not_a_band_count_error(tmp_path):
         alpha="YES",
     ) as ds:
         ds.write(rgba)
-    ingest_geotiff(f, tmp_path / "ws", sensor="linz", chip_size=64)
+    ingest_geotiff(f, tmp_path / "ws", sensor="linz", chips=ChipSettings(64))
     ws = Workspace.open(tmp_path / "ws")
     chip = ws.read_chips([0])[0]
     assert ws.bands == ["red", "green", "blue"] and np.isnan(chip[:, :, :16]).all()
@@ -145,7 +146,7 @@ def test_held_out_like_files(tmp_path, case):
         data = _field(4, 64, 64, 10, 250, np.uint8)
         write_raster(f, data, epsg=4326, transform=from_origin(-99.2, 47.03, 1e-5, 1e-5), nodata=None)
         sensor, gsd = "naip", 0.92
-    ingest_geotiff(f, tmp_path / "ws", sensor=sensor, chip_size=64)
+    ingest_geotiff(f, tmp_path / "ws", sensor=sensor, chips=ChipSettings(64))
     ws = Workspace.open(tmp_path / "ws")
     table, chip = ws.chip_table(), ws.read_chips([0])[0]
     assert table["gsd"].iloc[0] == pytest.approx(gsd, rel=0.01)
@@ -162,7 +163,7 @@ def test_sentinel1_without_declared_nodata_treats_all_zero_pixels_as_fill(tmp_pa
     data[:, :, :8] = 0.0
     data[0, 40, 40] = 0.0  # one band at 0 is a (clipped) value, not fill
     f = write_raster(tmp_path / "s1.tif", data, nodata=None)
-    ingest_geotiff(f, tmp_path / "ws", sensor="sentinel-1-rtc", chip_size=64)
+    ingest_geotiff(f, tmp_path / "ws", sensor="sentinel-1-rtc", chips=ChipSettings(64))
     chip = Workspace.open(tmp_path / "ws").read_chips([0])[0]
     assert np.isnan(chip[:, :, :8]).all() and np.isfinite(chip[:, :, 8:]).all()
     np.testing.assert_array_equal(chip[:, :, 8:], data[:, :, 8:])
@@ -172,7 +173,7 @@ def test_sentinel1_without_declared_nodata_treats_all_zero_pixels_as_fill(tmp_pa
         write_raster(tmp_path / "naip.tif", ok, epsg=26914, res=1.0, nodata=None),
         tmp_path / "n",
         sensor="naip",
-        chip_size=64,
+        chips=ChipSettings(64),
         file_bands="red,green,blue",
     )
     assert np.isfinite(Workspace.open(tmp_path / "n").read_chips([0])[0]).all()
@@ -182,26 +183,26 @@ def test_float_reflectance_file_of_a_dn_sensor_is_converted_to_dn(tmp_path):
     """An S2 export scaled to 0-1 reflectance normalised as DN gave chips of ~-1 z everywhere, silently."""
     dn = s2_scene((64, 64))
     f = write_raster(tmp_path / "refl.tif", (dn * 1e-4).astype(np.float32), nodata=None)
-    rec = ingest_geotiff(f, tmp_path / "auto", sensor="sentinel-2-l2a", chip_size=64)
+    rec = ingest_geotiff(f, tmp_path / "auto", sensor="sentinel-2-l2a", chips=ChipSettings(64))
     np.testing.assert_allclose(Workspace.open(tmp_path / "auto").read_chips([0])[0], dn, rtol=1e-5, atol=0.05)
     assert "look like 0-1 reflectance" in rec["values"] and "--values dn" in rec["values"]
-    ingest_geotiff(f, tmp_path / "dn", sensor="sentinel-2-l2a", chip_size=64, values="dn")  # as stored
+    ingest_geotiff(f, tmp_path / "dn", sensor="sentinel-2-l2a", chips=ChipSettings(64), values="dn")  # as stored
     assert Workspace.open(tmp_path / "dn").read_chips([0])[0].max() <= 1.5
     ls = _field(6, 64, 64, 0.02, 0.4, np.float32)  # Landsat SR: DN = (refl + 0.2) / 2.75e-5
     ingest_geotiff(
         write_raster(tmp_path / "ls.tif", ls, nodata=None),
         tmp_path / "ls",
         sensor="landsat-c2l2-sr",
-        chip_size=64,
+        chips=ChipSettings(64),
         file_bands="red,green,blue,nir08,swir16,swir22",
     )
     np.testing.assert_allclose(Workspace.open(tmp_path / "ls").read_chips([0])[0], (ls + 0.2) / 2.75e-5, rtol=1e-5)
     big = write_raster(tmp_path / "dnf.tif", dn.astype(np.float32), nodata=None)  # float DN stays DN
-    ingest_geotiff(big, tmp_path / "dnf", sensor="sentinel-2-l2a", chip_size=64)
+    ingest_geotiff(big, tmp_path / "dnf", sensor="sentinel-2-l2a", chips=ChipSettings(64))
     np.testing.assert_array_equal(Workspace.open(tmp_path / "dnf").read_chips([0])[0], dn)
     s1 = write_raster(tmp_path / "s1.tif", _field(2, 64, 64, 0.001, 0.3, np.float32), nodata=None)
     with pytest.raises(ImageryError, match="drop --values reflectance"):
-        ingest_geotiff(s1, tmp_path / "s1", sensor="sentinel-1-rtc", chip_size=64, values="reflectance")
+        ingest_geotiff(s1, tmp_path / "s1", sensor="sentinel-1-rtc", chips=ChipSettings(64), values="reflectance")
 
 
 def test_sentinel1_file_in_decibels_is_converted_to_linear_power(tmp_path):
@@ -209,22 +210,22 @@ def test_sentinel1_file_in_decibels_is_converted_to_linear_power(tmp_path):
     power = _field(2, 64, 64, 0.002, 0.3, np.float32)
     db = (10 * np.log10(power)).astype(np.float32)
     f = write_raster(tmp_path / "s1db.tif", db, nodata=-9999.0)
-    rec = ingest_geotiff(f, tmp_path / "ws", sensor="sentinel-1-rtc", chip_size=64)
+    rec = ingest_geotiff(f, tmp_path / "ws", sensor="sentinel-1-rtc", chips=ChipSettings(64))
     assert "decibels" in rec["values"] and "--values dn" in rec["values"]
     np.testing.assert_allclose(Workspace.open(tmp_path / "ws").read_chips([0])[0], power, rtol=1e-4)
     filled = power.copy()
     filled[:, :, :20] = -9999.0  # linear, with an undeclared fill value
     lin = write_raster(tmp_path / "s1lin.tif", filled, nodata=None)  # linear stays linear
-    ingest_geotiff(lin, tmp_path / "lin", sensor="sentinel-1-rtc", chip_size=64)
+    ingest_geotiff(lin, tmp_path / "lin", sensor="sentinel-1-rtc", chips=ChipSettings(64))
     np.testing.assert_array_equal(Workspace.open(tmp_path / "lin").read_chips([0])[0], filled)
-    ingest_geotiff(f, tmp_path / "forced", sensor="sentinel-1-rtc", chip_size=64, values="dn")
+    ingest_geotiff(f, tmp_path / "forced", sensor="sentinel-1-rtc", chips=ChipSettings(64), values="dn")
     np.testing.assert_array_equal(Workspace.open(tmp_path / "forced").read_chips([0])[0], db)
     with pytest.raises(ImageryError, match="--values db is for backscatter"):
         ingest_geotiff(
             write_raster(tmp_path / "s2.tif", s2_scene((64, 64))),
             tmp_path / "s2",
             sensor="sentinel-2-l2a",
-            chip_size=64,
+            chips=ChipSettings(64),
             values="db",
         )
 

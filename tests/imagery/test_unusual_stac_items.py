@@ -15,6 +15,7 @@ from test_stac import FAST, INSIDE_A, X0, Y0, _bbox
 from clay_explore.core.errors import ImageryError, NetworkError
 from clay_explore.core.sensors import get_sensor
 from clay_explore.core.workspace import Workspace
+from clay_explore.imagery.chipping import ChipSettings
 from clay_explore.imagery.stac import fetch_stac
 
 RNG = np.random.default_rng(7)
@@ -40,7 +41,7 @@ def test_items_without_cloud_cover_or_datetime_are_used(gen_stac_server, tmp_pat
             "2023-06-30",
             tmp_path / "ws",
             stac_url=gen_stac_server.url,
-            chip_size=32,
+            chips=ChipSettings(32),
             max_cloud=10,
             **FAST,
         )
@@ -70,7 +71,7 @@ def test_unusable_asset_is_an_imagery_error_not_a_network_error(gen_stac_server,
                 "2023-06-10",
                 tmp_path / "ws",
                 stac_url=gen_stac_server.url,
-                chip_size=32,
+                chips=ChipSettings(32),
                 **FAST,
             )
     finally:
@@ -103,8 +104,7 @@ def test_fetch_sentinel1_rtc_from_stac_masks_undeclared_zero_fill(tmp_path):
             tmp_path / "ws",
             stac_url=srv.url,
             collection="sentinel-1-rtc",
-            chip_size=64,
-            min_valid=0.0,
+            chips=ChipSettings(64, min_valid=0.0),
             **FAST,
         )
     finally:
@@ -175,7 +175,7 @@ def test_multiband_asset_without_eo_bands_is_read_in_registry_order(tmp_path):
 def test_bbox_smaller_than_a_chip_gets_one_full_chip(gen_stac_server, tmp_path):
     tiny = _bbox(X0 + 1000, Y0 - 1050, X0 + 1050, Y0 - 1000)  # 50 m: 5 px at 10 m
     rec = fetch_stac(
-        tiny, "2023-06-01", "2023-06-30", tmp_path / "ws", stac_url=gen_stac_server.url, chip_size=32, **FAST
+        tiny, "2023-06-01", "2023-06-30", tmp_path / "ws", stac_url=gen_stac_server.url, chips=ChipSettings(32), **FAST
     )
     table = Workspace.open(tmp_path / "ws").chip_table()
     assert rec["chips"] == 1 and table["valid_fraction"].iloc[0] == 1.0

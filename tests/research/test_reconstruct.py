@@ -9,6 +9,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from clay_explore.core.sensors import get_sensor
+from clay_explore.imagery.chipping import ChipSettings
 from clay_explore.research.fit import patchify
 from clay_explore.research.reconstruct import (
     ALL_TOKENS,
@@ -128,7 +129,7 @@ def test_sentinel1_panels_share_the_originals_units(tmp_path, tiny_model):
         nodata=float("nan"),
     ) as ds:
         ds.write(power)
-    ingest_geotiff(f, tmp_path / "ws", sensor="sentinel-1-rtc", chip_size=64)
+    ingest_geotiff(f, tmp_path / "ws", sensor="sentinel-1-rtc", chips=ChipSettings(64))
     embed_workspace(tmp_path / "ws", model=tiny_model, show_progress=False)
     result = reconstruct_chip(tmp_path / "ws", 0, model=tiny_model)
     np.testing.assert_allclose(result["images"][ORIGINAL], 10 * np.log10(power), rtol=1e-5)  # dB, like the rest

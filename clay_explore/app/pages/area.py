@@ -133,6 +133,7 @@ with form_col:
                     ui.begin_long("fetch")
                     prog = ui.StageProgress("Fetching and chipping", unit="windows")
                     with ui.guard("Fetch"):
+                        from clay_explore.imagery.chipping import ChipSettings
                         from clay_explore.imagery.tiles import fetch_area
 
                         rec = fetch_area(
@@ -143,7 +144,7 @@ with form_col:
                             stac_url=url,
                             collection=collection,
                             max_cloud=float(max_cloud),
-                            chip_size=int(chip_size),
+                            chips=ChipSettings(int(chip_size)),
                             progress=prog,
                         )
                         ui.set_workspace(target)
@@ -188,6 +189,7 @@ with form_col:
                     "Use `clay-explore ingest` on the command line for large files."
                 )
             else:
+                from clay_explore.imagery.chipping import ChipSettings
                 from clay_explore.imagery.upload import ingest_upload
 
                 target = maps.fetch_target(
@@ -205,8 +207,7 @@ with form_col:
                         target,
                         S.workspaces_root() / "uploads",
                         sensor=sensor,
-                        chip_size=int(up_chip),
-                        min_valid=up_valid / 100,
+                        chips=ChipSettings(int(up_chip), min_valid=up_valid / 100),
                         date=date.isoformat() if date else None,
                         progress=prog,
                     )

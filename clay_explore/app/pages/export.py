@@ -107,6 +107,15 @@ if eval_path.exists():
         mime="text/csv",
         key="dl_eval",
     )
+eval_side = eval_path.with_suffix(".json")
+if eval_side.exists():
+    st.download_button(
+        "Download its provenance (model, checkpoint, precision, untrained flag) as JSON",
+        eval_side.read_bytes(),
+        file_name=eval_side.name,
+        mime="application/json",
+        key="dl_eval_json",
+    )
 
 st.subheader("The whole workspace, packed")
 st.caption(
