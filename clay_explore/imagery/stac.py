@@ -565,6 +565,43 @@ def _configure_gdal(policy: NetPolicy) -> None:
 
 
 # ----------------------------------------------------------------------------- pipeline
+def scene_mosaic(
+    aoi: AOI,
+    start: str | date,
+    end: str | date,
+    sens: Sensor,
+    *,
+    url: str,
+    collection: str,
+    max_cloud: float | None,
+    bands: Sequence[str] | None,
+    chip_size: int,
+    resolution: float | None,
+    policy: NetPolicy,
+    sign: bool | None,
+    token_url: str | None = None,
+    client: Any = None,
+    geobox: Any = None,
+) -> tuple[StacMosaicSource, list]:
+    """One request's imagery: search ``aoi``, choose the least-cloudy cover, sign it where the endpoint needs
+    it and mosaic it (on ``geobox`` when given: a tile of a large area). Returns (source, scenes found)."""
+    found = search_scenes(
+        aoi, start, end, stac_url=url, collection=collection, max_cloud=max_cloud, policy=policy, client=client
+    )
+    chosen = select_cover(found, aoi)
+    if sign or (sign is None and is_planetary(url)):
+        signer = (
+            PlanetarySigner(policy=policy)
+            if token_url is None
+            else PlanetarySigner(token_url=token_url, hosts=("",), policy=policy)
+        )
+        signer.sign_items(chosen)
+    src = StacMosaicSource(
+        chosen, sens, aoi, bands=bands, chip_size=chip_size, resolution=resolution, policy=policy, geobox=geobox
+    )
+    return src, found
+
+
 @writes_workspace("fetch")
 def fetch_stac(
     bbox: Sequence[float],
@@ -603,17 +640,20 @@ def fetch_stac(
     sens = sensor_for(collection, sensor)
     settings = chips
     policy = NetPolicy(timeout=timeout, retries=retries)
-    found = search_scenes(aoi, start, end, stac_url=url, collection=collection, max_cloud=max_cloud, policy=policy)
-    chosen = select_cover(found, aoi)
-    if sign or (sign is None and is_planetary(url)):
-        signer = (
-            PlanetarySigner(policy=policy)
-            if token_url is None
-            else PlanetarySigner(token_url=token_url, hosts=("",), policy=policy)
-        )
-        signer.sign_items(chosen)
-    src = StacMosaicSource(
-        chosen, sens, aoi, bands=bands, chip_size=settings.chip_size, resolution=resolution, policy=policy
+    src, found = scene_mosaic(
+        aoi,
+        start,
+        end,
+        sens,
+        url=url,
+        collection=collection,
+        max_cloud=max_cloud,
+        bands=bands,
+        chip_size=settings.chip_size,
+        resolution=resolution,
+        policy=policy,
+        sign=sign,
+        token_url=token_url,
     )
     ws = Workspace.create(
         workspace,

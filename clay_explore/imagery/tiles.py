@@ -17,9 +17,10 @@ and reported.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -256,7 +257,7 @@ def _fetch_tiles(
     from clay_explore.core.workspace import Workspace
     from clay_explore.imagery.chipping import chip_grid
     from clay_explore.imagery.net import NetPolicy
-    from clay_explore.imagery.stac import EARTH_SEARCH_URL, open_client, sensor_for
+    from clay_explore.imagery.stac import EARTH_SEARCH_URL, open_client, scene_mosaic, sensor_for
 
     url = (stac_url or EARTH_SEARCH_URL).rstrip("/")
     sens = sensor_for(collection, sensor)
@@ -271,6 +272,21 @@ def _fetch_tiles(
     )
     policy = NetPolicy(timeout=timeout, retries=retries)
     client = open_client(url, policy)
+    mosaic = partial(
+        scene_mosaic,
+        start=start,
+        end=end,
+        sens=sens,
+        url=url,
+        collection=collection,
+        max_cloud=max_cloud,
+        bands=bands,
+        chip_size=settings.chip_size,
+        resolution=plan.resolution,
+        policy=policy,
+        sign=sign,
+        client=client,
+    )
     source = {
         "kind": "stac",
         "url": url,
@@ -314,24 +330,7 @@ def _fetch_tiles(
             else (lambda d, _t, info, o=offset: progress(o + d, total, {"position": o + info.get("position", d)}))
         )
         try:
-            rec = _fetch_tile(
-                ws,
-                tile,
-                plan,
-                url,
-                client,
-                policy,
-                sens,
-                settings,
-                start,
-                end,
-                collection,
-                max_cloud,
-                bands,
-                sign,
-                tile_progress,
-                cancel,
-            )
+            rec = _fetch_tile(ws, tile, plan, mosaic, settings, tile_progress, cancel)
             results.append(
                 {
                     "tile": tile.index,
@@ -369,44 +368,13 @@ def _check_same_fetch(ws, source: dict[str, Any], setup: dict[str, Any]) -> None
 
 
 def _fetch_tile(
-    ws,
-    tile: Tile,
-    plan: TilePlan,
-    url,
-    client,
-    policy,
-    sens,
-    settings,
-    start,
-    end,
-    collection,
-    max_cloud,
-    bands,
-    sign,
-    progress,
-    cancel,
+    ws, tile: Tile, plan: TilePlan, mosaic: Callable[..., tuple[Any, list]], settings: ChipSettings, progress, cancel
 ) -> dict[str, Any]:
-    """Search, mosaic and chip one tile into ``ws`` as an appended source."""
+    """Search, mosaic and chip one tile into ``ws`` as an appended source (``mosaic``: ``stac.scene_mosaic``
+    with the fetch's search settings bound)."""
     from clay_explore.imagery.chipping import chip_source
-    from clay_explore.imagery.net import PlanetarySigner, is_planetary
-    from clay_explore.imagery.stac import StacMosaicSource, search_scenes, select_cover
 
-    found = search_scenes(
-        tile.aoi, start, end, stac_url=url, collection=collection, max_cloud=max_cloud, policy=policy, client=client
-    )
-    chosen = select_cover(found, tile.aoi)
-    if sign or (sign is None and is_planetary(url)):
-        PlanetarySigner(policy=policy).sign_items(chosen)
-    src = StacMosaicSource(
-        chosen,
-        sens,
-        tile.aoi,
-        bands=bands,
-        chip_size=settings.chip_size,
-        resolution=plan.resolution,
-        policy=policy,
-        geobox=tile.geobox(),
-    )
+    src, found = mosaic(tile.aoi, geobox=tile.geobox())
     info = {
         "tile": tile.index,
         "scenes_found": len(found),
