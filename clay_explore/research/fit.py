@@ -74,8 +74,6 @@ RESUME_KEYS = (
 )  # fmt: skip
 DEFAULT_WEIGHT_DECAY = 1e-4
 DEFAULT_PATIENCE = 3
-#: Initialisation seeds per method (``fit --seeds``): enough to see whether a ranking is noise.
-DEFAULT_SEEDS = DEFAULT_FIT_SEEDS
 #: A validation loss must beat the best by this relative margin to count as an improvement.
 MIN_REL_IMPROVEMENT = 1e-4
 
@@ -500,7 +498,7 @@ def fit_method(
     *,
     epochs: int = DEFAULT_EPOCHS,
     seed: int = 0,
-    seeds: int = DEFAULT_SEEDS,
+    seeds: int = DEFAULT_FIT_SEEDS,
     split_seed: int = DEFAULT_SPLIT_SEED,
     batch_size: int = DEFAULT_BATCH_SIZE,
     lr: float = DEFAULT_LR,
